@@ -1,0 +1,1 @@
+"""Openline: a self-hosted contact center that collects and proves consent."""

@@ -1,0 +1,37 @@
+"""Staff accounts. Visitors and messenger clients are never staff users."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ADMINISTRATOR = "administrator", "Administrator"
+    OPERATOR = "operator", "Operator"
+    AUDITOR = "auditor", "Auditor"
+
+
+class User(AbstractUser):
+    """A staff member of the company with exactly one role."""
+
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.OPERATOR)
+    display_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+    @property
+    def is_administrator(self) -> bool:
+        return self.role == Role.ADMINISTRATOR
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == Role.OPERATOR
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.role == Role.AUDITOR

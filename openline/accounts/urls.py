@@ -1,0 +1,12 @@
+from django.urls import path
+
+from openline.accounts import views
+
+app_name = "accounts"
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("console/users/", views.user_list, name="users"),
+    path("console/users/new/", views.user_create, name="user_create"),
+    path("console/users/<int:pk>/", views.user_edit, name="user_edit"),
+]

@@ -1,0 +1,63 @@
+"""Health endpoints for load balancers and the console home page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.views.decorators.cache import never_cache
+
+from openline.accounts.models import Role
+from openline.accounts.permissions import role_required
+
+logger = logging.getLogger(__name__)
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Answer 200 while the process is up."""
+    return JsonResponse({"status": "ok"})
+
+
+async def _layer_roundtrip() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("readyz.")
+    await layer.send(channel, {"type": "readyz.ping"})
+    await asyncio.wait_for(layer.receive(channel), timeout=2)
+
+
+@never_cache
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Answer 200 when the database and the channel layer are reachable, else 503."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        logger.warning("readyz: database unreachable: %s", type(exc).__name__)
+        checks["database"] = "unreachable"
+    try:
+        async_to_sync(_layer_roundtrip)()
+        checks["channel_layer"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("readyz: channel layer unreachable: %s", type(exc).__name__)
+        checks["channel_layer"] = "unreachable"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+    )
+
+
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, Role.AUDITOR)
+def home(request: HttpRequest) -> HttpResponse:
+    """Send each role to where its work is."""
+    if request.user.role == Role.AUDITOR:
+        return redirect("consent:records")
+    return redirect("openchannels:contact_center")

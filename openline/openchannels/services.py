@@ -1,0 +1,109 @@
+"""The only write path for Open Channels and their connectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from openline.accounts.models import User
+from openline.openchannels import signals
+from openline.openchannels.models import Connector, ConnectorKind, OpenChannel
+
+CONSENT_REQUIRED_MESSAGE = (
+    "Choose a consent (or create a new one) to send the warning about collecting personal data."
+)
+
+
+def consent_settings(channel: OpenChannel) -> dict:
+    """Return the channel's consent settings as plain data, for audit and evidence."""
+    return {
+        "consent_enabled": channel.consent_enabled,
+        "agreement_id": channel.agreement_id,
+        "agreement_name": channel.agreement.name if channel.agreement_id else None,
+    }
+
+
+def _validate_consent(consent_enabled: bool, agreement) -> None:
+    if consent_enabled and agreement is None:
+        raise ValidationError({"agreement": CONSENT_REQUIRED_MESSAGE})
+    if consent_enabled and not agreement.is_active:
+        raise ValidationError({"agreement": "This consent is deactivated; choose an active one."})
+
+
+@transaction.atomic
+def create_open_channel(
+    *, actor: User, name: str, operators: Iterable[User] = (), connectors: Iterable[str] = (),
+    consent_enabled: bool = False, agreement=None, crm_item_kind: str = "lead",
+) -> OpenChannel:
+    """Create an Open Channel with its operators, connectors and consent settings."""
+    _validate_consent(consent_enabled, agreement)
+    channel = OpenChannel(
+        name=name, consent_enabled=consent_enabled, agreement=agreement, crm_item_kind=crm_item_kind
+    )
+    channel.full_clean()
+    channel.save()
+    channel.operators.set(list(operators))
+    for kind in connectors:
+        Connector.objects.create(channel=channel, kind=ConnectorKind(kind))
+    signals.consent_settings_changed.send(
+        sender=OpenChannel, channel=channel, actor=actor, before=None,
+        after=consent_settings(channel),
+    )
+    return channel
+
+
+@transaction.atomic
+def update_open_channel(
+    *, actor: User, channel: OpenChannel, name: str, operators: Iterable[User], crm_item_kind: str
+) -> OpenChannel:
+    """Change an Open Channel's general settings."""
+    channel.name = name
+    channel.crm_item_kind = crm_item_kind
+    channel.full_clean()
+    channel.save(update_fields=["name", "crm_item_kind", "updated_at"])
+    channel.operators.set(list(operators))
+    return channel
+
+
+@transaction.atomic
+def update_consent_settings(
+    *, actor: User, channel: OpenChannel, consent_enabled: bool, agreement
+) -> OpenChannel:
+    """Turn the consent warning on or off and choose the consent it shows."""
+    _validate_consent(consent_enabled, agreement)
+    channel = OpenChannel.objects.select_for_update().select_related("agreement").get(pk=channel.pk)
+    before = consent_settings(channel)
+    channel.consent_enabled = consent_enabled
+    channel.agreement = agreement
+    channel.save(update_fields=["consent_enabled", "agreement", "updated_at"])
+    after = consent_settings(channel)
+    if before != after:
+        signals.consent_settings_changed.send(
+            sender=OpenChannel, channel=channel, actor=actor, before=before, after=after
+        )
+    return channel
+
+
+@transaction.atomic
+def set_channel_active(*, actor: User, channel: OpenChannel, is_active: bool) -> OpenChannel:
+    """Deactivate (or reactivate) an Open Channel; its history is kept."""
+    channel.is_active = is_active
+    channel.save(update_fields=["is_active", "updated_at"])
+    return channel
+
+
+@transaction.atomic
+def set_connector(
+    *, actor: User, channel: OpenChannel, kind: str, is_enabled: bool, config: dict | None = None
+) -> Connector:
+    """Enable, disable or configure one connector of a channel."""
+    connector, _ = Connector.objects.select_for_update().get_or_create(
+        channel=channel, kind=ConnectorKind(kind)
+    )
+    connector.is_enabled = is_enabled
+    if config is not None:
+        connector.config = config
+    connector.save()
+    return connector
