@@ -1,0 +1,232 @@
+"""Shared fixtures: named personas, a live ASGI server, a real browser.
+
+Tests that need PostgreSQL, Redis or the browser fail instead of skipping
+when CI=true, so CI can never go green by skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from openline.accounts.models import Role
+from openline.accounts.services import create_staff_user
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "correct-horse-battery-staple-42"
+ARTIFACTS = Path(os.environ.get("OPENLINE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-results"))
+CHROMIUM = os.environ.get("OPENLINE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI: a missing service must never pass CI silently."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: tests that need it fail instead of skipping)")
+    pytest.skip(reason)
+
+
+# ----- personas -------------------------------------------------------------------------
+
+
+def _user(username: str, role: str, name: str):
+    return create_staff_user(username=username, password=PASSWORD, role=role, display_name=name)
+
+
+@pytest.fixture
+def administrator(db):
+    return _user("ada", Role.ADMINISTRATOR, "Ada Administrator")
+
+
+@pytest.fixture
+def operator(db):
+    return _user("otto", Role.OPERATOR, "Otto Operator")
+
+
+@pytest.fixture
+def other_operator(db):
+    return _user("olivia", Role.OPERATOR, "Olivia Operator")
+
+
+@pytest.fixture
+def auditor(db):
+    return _user("audrey", Role.AUDITOR, "Audrey Auditor")
+
+
+def _client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client(administrator) -> Client:  # noqa: PT004 - overrides pytest-django's
+    return _client_for(administrator)
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:
+    return _client_for(operator)
+
+
+@pytest.fixture
+def auditor_client(auditor) -> Client:
+    return _client_for(auditor)
+
+
+@pytest.fixture
+def agreement(administrator):
+    from openline.consent.services import create_agreement
+
+    return create_agreement(
+        actor=administrator, name="Website privacy notice",
+        text="We process your name, messages and IP address to answer you.\nSee https://example.com/privacy",
+        allow_html=False,
+    )
+
+
+@pytest.fixture
+def channel(administrator, operator, agreement):
+    """The "Website" Open Channel: live chat, consent warning on, Otto answers it."""
+    from openline.openchannels.services import create_open_channel
+
+    return create_open_channel(
+        actor=administrator, name="Website", operators=[operator], connectors=["livechat"],
+        consent_enabled=True, agreement=agreement,
+    )
+
+
+# ----- services -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis URL (REDIS_URL or 127.0.0.1:6379)."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        unavailable(f"Redis at {url} is not reachable: {exc}")
+    return url
+
+
+@pytest.fixture
+def postgres_only(db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        unavailable("this test needs DATABASE_URL pointing at PostgreSQL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """Uvicorn serving Openline's ASGI app in a thread, on the test database."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        from openline.asgi import application
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws_ping_interval=None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the live ASGI server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture
+def live_asgi(transactional_db, settings):
+    """Start a real uvicorn on a free loopback port; data must be committed to be seen."""
+    settings.ALLOWED_HOSTS = ["*"]
+    server = LiveServer().start()
+    yield server
+    server.stop()
+    from django.db import connections
+
+    connections.close_all()
+
+
+# ----- browser --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian chromium for the session, driven by Playwright."""
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        unavailable(f"chromium not found at {CHROMIUM}")
+    # Playwright's sync API keeps an event loop in this thread; Django's ORM guard would
+    # otherwise refuse the test's own database calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str, **kwargs) -> Path:
+    """Save a screenshot under test-results/screenshots/ and return its path."""
+    path = ARTIFACTS / "screenshots" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=kwargs.pop("full_page", True), **kwargs)
+    return path
+
+
+def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
+    """Log in through the real login form."""
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login/" not in url)
