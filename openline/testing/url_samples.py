@@ -1,16 +1,23 @@
-"""Arguments that reach every console URL, used by the role matrix test."""
+"""Arguments that reach every console URL, used by the role matrix test.
+
+Each app may define ``url_samples(**objects) -> dict`` in ``openline/<app>/url_samples.py``;
+the dicts are merged here. ``objects`` holds the personas and the "Website" channel.
+"""
 
 from __future__ import annotations
 
+import importlib
 
-def url_samples(*, channel, administrator, operator) -> dict[str, dict]:
+APPS = ["accounts", "openchannels", "consent", "conversations", "livechat", "crm", "connectors"]
+
+
+def url_samples(**objects) -> dict[str, dict]:
     """Map console URL names to kwargs that reach an existing object."""
-    agreement = channel.agreement
-    return {
-        "accounts:user_edit": {"pk": operator.pk},
-        "openchannels:connector": {"kind": "livechat"},
-        "openchannels:configure_default": {"pk": channel.pk},
-        "openchannels:configure": {"pk": channel.pk, "tab": "consents"},
-        "openchannels:set_active": {"pk": channel.pk},
-        "consent:agreement_detail": {"pk": agreement.pk},
-    }
+    samples: dict[str, dict] = {}
+    for app in APPS:
+        try:
+            module = importlib.import_module(f"openline.{app}.url_samples")
+        except ModuleNotFoundError:
+            continue
+        samples.update(module.url_samples(**objects))
+    return samples
