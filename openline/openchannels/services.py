@@ -73,7 +73,7 @@ def update_consent_settings(
 ) -> OpenChannel:
     """Turn the consent warning on or off and choose the consent it shows."""
     _validate_consent(consent_enabled, agreement)
-    channel = OpenChannel.objects.select_for_update().select_related("agreement").get(pk=channel.pk)
+    channel = OpenChannel.objects.select_for_update(of=("self",)).select_related("agreement").get(pk=channel.pk)
     before = consent_settings(channel)
     channel.consent_enabled = consent_enabled
     channel.agreement = agreement
