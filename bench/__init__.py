@@ -1,0 +1,1 @@
+"""Openline benchmarks: ``make bench`` (all) or ``make bench BENCH_ARGS="consent_list"``."""
