@@ -40,7 +40,10 @@ def main() -> int:
             results.append(result)
             status = "" if "ok" not in result else (" OK" if result["ok"] else " MISSED")
             target = f"  (target {result['target']})" if result.get("target") else ""
-            print(f"   {result['name']}: {result['value']} {result['unit']}{target}{status}", flush=True)
+            print(
+                f"   {result['name']}: {result['value']} {result['unit']}{target}{status}",
+                flush=True,
+            )
         print(f"   [{time.monotonic() - started:.1f}s]", flush=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)

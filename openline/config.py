@@ -122,10 +122,14 @@ def load_config(environ: Mapping[str, str]) -> Config:
         if not allowed_hosts:
             allowed_hosts = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
-    database_url = environ.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'openline.sqlite3'}"
+    database_url = (
+        environ.get("DATABASE_URL", "").strip() or f"sqlite:///{var_dir / 'openline.sqlite3'}"
+    )
     scheme = database_url.split(":", 1)[0]
     if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
-        raise ConfigError(f"DATABASE_URL must be a sqlite:// or postgres:// URL, got scheme {scheme!r}")
+        raise ConfigError(
+            f"DATABASE_URL must be a sqlite:// or postgres:// URL, got scheme {scheme!r}"
+        )
 
     redis_url = environ.get("REDIS_URL", "").strip() or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -157,7 +161,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
             "OPENLINE_TRUSTED_PROXIES", environ.get("OPENLINE_TRUSTED_PROXIES")
         ),
         public_url=public_url,
-        controller_name=environ.get("OPENLINE_CONTROLLER_NAME", "").strip() or "Openline demo company",
+        controller_name=environ.get("OPENLINE_CONTROLLER_NAME", "").strip()
+        or "Openline demo company",
         log_level=log_level,
         secure_cookies=parse_bool(
             "OPENLINE_SECURE_COOKIES", environ.get("OPENLINE_SECURE_COOKIES"), default=production

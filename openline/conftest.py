@@ -22,11 +22,20 @@ from openline.accounts.services import create_staff_user
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct-horse-battery-staple-42"
-ARTIFACTS = Path(os.environ.get("OPENLINE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-results"))
+ARTIFACTS = Path(
+    os.environ.get(
+        "OPENLINE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-results"
+    )
+)
 CHROMIUM = os.environ.get("OPENLINE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -90,7 +99,8 @@ def agreement(administrator):
     from openline.consent.services import create_agreement
 
     return create_agreement(
-        actor=administrator, name="Website privacy notice",
+        actor=administrator,
+        name="Website privacy notice",
         text="We process your name, messages and IP address to answer you.\nSee https://example.com/privacy",
         allow_html=False,
     )
@@ -102,8 +112,12 @@ def channel(administrator, operator, agreement):
     from openline.openchannels.services import create_open_channel
 
     return create_open_channel(
-        actor=administrator, name="Website", operators=[operator], connectors=["livechat"],
-        consent_enabled=True, agreement=agreement,
+        actor=administrator,
+        name="Website",
+        operators=[operator],
+        connectors=["livechat"],
+        consent_enabled=True,
+        agreement=agreement,
     )
 
 
@@ -150,7 +164,9 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(application, log_level="warning", lifespan="off", ws_ping_interval=None)
+        config = uvicorn.Config(
+            application, log_level="warning", lifespan="off", ws_ping_interval=None
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -198,7 +214,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
         yield instance
         instance.close()
 

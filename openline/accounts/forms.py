@@ -6,7 +6,8 @@ from openline.accounts.models import Role, User
 
 class StaffUserCreateForm(forms.Form):
     username = forms.RegexField(
-        regex=r"^[\w.@+-]+$", max_length=150,
+        regex=r"^[\w.@+-]+$",
+        max_length=150,
         error_messages={"invalid": "Use letters, digits and @/./+/-/_ only."},
     )
     display_name = forms.CharField(max_length=150, required=False)

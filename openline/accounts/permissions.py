@@ -14,9 +14,15 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from openline.accounts.models import Role
+from openline.accounts.models import Role, User
 
 ALL_ROLES = (Role.ADMINISTRATOR, Role.OPERATOR, Role.AUDITOR)
+
+
+class StaffRequest(HttpRequest):
+    """A request that passed ``role_required``: ``user`` is a signed-in staff ``User``."""
+
+    user: User  # type: ignore[assignment]
 
 
 def role_required(*roles: str) -> Callable:

@@ -10,7 +10,12 @@ from openline.accounts.models import Role, User
 
 @transaction.atomic
 def create_staff_user(
-    *, username: str, password: str, role: str, display_name: str = "", email: str = "",
+    *,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str = "",
+    email: str = "",
     validate: bool = True,
 ) -> User:
     """Create a staff user with a hashed password and one role."""

@@ -9,7 +9,10 @@ _PATTERNS = [
     # bot tokens in Telegram API URLs, access tokens and signatures in query strings
     re.compile(r"(bot)\d+:[A-Za-z0-9_-]{20,}"),
     re.compile(r"((?:access_token|token|secret|password|signature|sig)=)[^&\s\"']+", re.I),
-    re.compile(r"((?:authorization|x-viber-auth-token|x-hub-signature-256|x-telegram-bot-api-secret-token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+", re.I),
+    re.compile(
+        r"((?:authorization|x-viber-auth-token|x-hub-signature-256|x-telegram-bot-api-secret-token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+",
+        re.I,
+    ),
 ]
 
 

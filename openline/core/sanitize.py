@@ -7,7 +7,22 @@ import hashlib
 import nh3
 from django.utils.html import escape, linebreaks, urlize
 
-ALLOWED_TAGS = {"p", "br", "ul", "ol", "li", "em", "strong", "b", "i", "u", "a", "h3", "h4", "blockquote"}
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "ul",
+    "ol",
+    "li",
+    "em",
+    "strong",
+    "b",
+    "i",
+    "u",
+    "a",
+    "h3",
+    "h4",
+    "blockquote",
+}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 

@@ -13,7 +13,7 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 
 from openline.accounts.models import Role
-from openline.accounts.permissions import role_required
+from openline.accounts.permissions import StaffRequest, role_required
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,13 @@ def readyz(request: HttpRequest) -> HttpResponse:
         checks["channel_layer"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
     )
 
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR, Role.AUDITOR)
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: StaffRequest) -> HttpResponse:
     """Send each role to where its work is."""
     if request.user.role == Role.AUDITOR:
         return redirect("consent:records")

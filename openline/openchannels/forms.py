@@ -17,7 +17,9 @@ def _operators():
 class OpenChannelForm(forms.Form):
     name = forms.CharField(max_length=120)
     operators = OperatorChoiceField(
-        queryset=User.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=User.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="Operators who answer this Open Channel's conversations.",
     )
     crm_item_kind = forms.ChoiceField(
@@ -31,7 +33,9 @@ class OpenChannelForm(forms.Form):
 
 class OpenChannelCreateForm(OpenChannelForm):
     connectors = forms.MultipleChoiceField(
-        choices=ConnectorKind.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=ConnectorKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         initial=[ConnectorKind.LIVECHAT],
     )
 
@@ -41,7 +45,9 @@ class ConsentSettingsForm(forms.Form):
         required=False, label="Send warning about collecting personal data"
     )
     agreement = forms.ModelChoiceField(
-        queryset=Agreement.objects.none(), required=False, label="Consent",
+        queryset=Agreement.objects.none(),
+        required=False,
+        label="Consent",
         empty_label="— Choose a consent —",
     )
 
@@ -50,5 +56,7 @@ class ConsentSettingsForm(forms.Form):
         queryset = Agreement.objects.filter(is_active=True)
         if current is not None:
             # Keep a deactivated current choice visible so the form shows the truth.
-            queryset = Agreement.objects.filter(is_active=True) | Agreement.objects.filter(pk=current.pk)
+            queryset = Agreement.objects.filter(is_active=True) | Agreement.objects.filter(
+                pk=current.pk
+            )
         self.fields["agreement"].queryset = queryset.order_by("name")

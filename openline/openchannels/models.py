@@ -44,11 +44,17 @@ class OpenChannel(models.Model):
         "Send warning about collecting personal data", default=False
     )
     agreement = models.ForeignKey(
-        "consent.Agreement", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="open_channels", verbose_name="Consent",
+        "consent.Agreement",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="open_channels",
+        verbose_name="Consent",
     )
     crm_item_kind = models.CharField(
-        "Save new clients to CRM as", max_length=10, choices=CrmItemKind.choices,
+        "Save new clients to CRM as",
+        max_length=10,
+        choices=CrmItemKind.choices,
         default=CrmItemKind.LEAD,
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -81,7 +87,9 @@ class Connector(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["channel", "kind"], name="one_connector_kind_per_channel")
+            models.UniqueConstraint(
+                fields=["channel", "kind"], name="one_connector_kind_per_channel"
+            )
         ]
         ordering = ["kind"]
 

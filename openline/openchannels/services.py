@@ -21,7 +21,7 @@ def consent_settings(channel: OpenChannel) -> dict:
     return {
         "consent_enabled": channel.consent_enabled,
         "agreement_id": channel.agreement_id,
-        "agreement_name": channel.agreement.name if channel.agreement_id else None,
+        "agreement_name": channel.agreement.name if channel.agreement else None,
     }
 
 
@@ -34,8 +34,14 @@ def _validate_consent(consent_enabled: bool, agreement) -> None:
 
 @transaction.atomic
 def create_open_channel(
-    *, actor: User, name: str, operators: Iterable[User] = (), connectors: Iterable[str] = (),
-    consent_enabled: bool = False, agreement=None, crm_item_kind: str = "lead",
+    *,
+    actor: User,
+    name: str,
+    operators: Iterable[User] = (),
+    connectors: Iterable[str] = (),
+    consent_enabled: bool = False,
+    agreement=None,
+    crm_item_kind: str = "lead",
 ) -> OpenChannel:
     """Create an Open Channel with its operators, connectors and consent settings."""
     _validate_consent(consent_enabled, agreement)
@@ -48,7 +54,10 @@ def create_open_channel(
     for kind in connectors:
         Connector.objects.create(channel=channel, kind=ConnectorKind(kind))
     signals.consent_settings_changed.send(
-        sender=OpenChannel, channel=channel, actor=actor, before=None,
+        sender=OpenChannel,
+        channel=channel,
+        actor=actor,
+        before=None,
         after=consent_settings(channel),
     )
     return channel
@@ -73,7 +82,11 @@ def update_consent_settings(
 ) -> OpenChannel:
     """Turn the consent warning on or off and choose the consent it shows."""
     _validate_consent(consent_enabled, agreement)
-    channel = OpenChannel.objects.select_for_update(of=("self",)).select_related("agreement").get(pk=channel.pk)
+    channel = (
+        OpenChannel.objects.select_for_update(of=("self",))
+        .select_related("agreement")
+        .get(pk=channel.pk)
+    )
     before = consent_settings(channel)
     channel.consent_enabled = consent_enabled
     channel.agreement = agreement

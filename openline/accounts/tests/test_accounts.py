@@ -60,20 +60,30 @@ def test_create_user_command_refuses_weak_password_and_duplicates(db, monkeypatc
 
 
 def test_administrator_manages_users(admin_client, administrator):
-    response = admin_client.post("/console/users/new/", {
-        "username": "newop", "display_name": "New Op", "email": "", "role": "operator",
-        "password": "another-long-password-9",
-    })
+    response = admin_client.post(
+        "/console/users/new/",
+        {
+            "username": "newop",
+            "display_name": "New Op",
+            "email": "",
+            "role": "operator",
+            "password": "another-long-password-9",
+        },
+    )
     assert response.status_code == 302
     newop = User.objects.get(username="newop")
     assert newop.role == Role.OPERATOR and newop.password.startswith("argon2$")
-    response = admin_client.post("/console/users/new/", {"username": "bad name!", "role": "operator", "password": "x"})
+    response = admin_client.post(
+        "/console/users/new/", {"username": "bad name!", "role": "operator", "password": "x"}
+    )
     assert response.status_code == 200 and b"Use letters" in response.content
     assert User.objects.count() == 2
 
 
 def test_administrator_cannot_demote_themselves(admin_client, administrator):
-    response = admin_client.post(f"/console/users/{administrator.pk}/", {"role": "operator", "is_active": "on"})
+    response = admin_client.post(
+        f"/console/users/{administrator.pk}/", {"role": "operator", "is_active": "on"}
+    )
     assert response.status_code == 200
     administrator.refresh_from_db()
     assert administrator.role == Role.ADMINISTRATOR

@@ -13,7 +13,18 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from openline.accounts.models import Role
 
-PUBLIC_PREFIXES = ("/login/", "/logout/", "/healthz", "/readyz", "/static/", "/widget/", "/api/", "/c/", "/livechat/", "/webhooks/")
+PUBLIC_PREFIXES = (
+    "/login/",
+    "/logout/",
+    "/healthz",
+    "/readyz",
+    "/static/",
+    "/widget/",
+    "/api/",
+    "/c/",
+    "/livechat/",
+    "/webhooks/",
+)
 
 
 def _walk(resolver, prefix="", namespace=None):
@@ -28,7 +39,11 @@ def _walk(resolver, prefix="", namespace=None):
 
 def console_views():
     """All URL patterns under /console/, with their names and callbacks."""
-    return [(route, name, cb) for route, name, cb in _walk(get_resolver()) if route.startswith("console/")]
+    return [
+        (route, name, cb)
+        for route, name, cb in _walk(get_resolver())
+        if route.startswith("console/")
+    ]
 
 
 @pytest.fixture
@@ -40,7 +55,9 @@ def samples(channel, administrator, operator):
 
 
 def test_every_console_view_declares_its_roles():
-    missing = [name or route for route, name, cb in console_views() if not hasattr(cb, "allowed_roles")]
+    missing = [
+        name or route for route, name, cb in console_views() if not hasattr(cb, "allowed_roles")
+    ]
     assert missing == [], f"console views without role_required: {missing}"
 
 
@@ -52,7 +69,10 @@ def test_every_console_url_answers_each_role_as_declared(samples, administrator,
         kwargs = samples.get(name, {})
         url = reverse(name, kwargs=kwargs)
         anonymous = Client().get(url)
-        assert anonymous.status_code == 302 and "/login/" in anonymous["Location"], (url, anonymous.status_code)
+        assert anonymous.status_code == 302 and "/login/" in anonymous["Location"], (
+            url,
+            anonymous.status_code,
+        )
         for role, user in users.items():
             client = Client()
             client.force_login(user)

@@ -26,7 +26,10 @@ def test_chain_of_trusted_proxies_is_walked():
 
 
 def test_ipv6_is_kept_in_full():
-    assert client_ip("2001:db8:ffff::1", "2a00:1450:4001:82b::200e", PROXIES) == "2a00:1450:4001:82b::200e"
+    assert (
+        client_ip("2001:db8:ffff::1", "2a00:1450:4001:82b::200e", PROXIES)
+        == "2a00:1450:4001:82b::200e"
+    )
     assert client_ip("2a00:1450:4001:82b::200e", None, PROXIES) == "2a00:1450:4001:82b::200e"
 
 

@@ -22,11 +22,13 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
 
 
 def test_database_and_redis_urls_switch_backends(tmp_path):
-    config = load_config({
-        "OPENLINE_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-    })
+    config = load_config(
+        {
+            "OPENLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
     assert config.database_url.startswith("postgres://")
     assert config.redis_url == "redis://127.0.0.1:6379/0"
 
@@ -84,12 +86,17 @@ def test_invalid_values_fail_loudly(tmp_path, name, value, message):
 
 
 def test_lists_and_networks_are_parsed(tmp_path):
-    config = load_config({
-        "OPENLINE_VAR_DIR": str(tmp_path),
-        "OPENLINE_ALLOWED_HOSTS": " a.example , b.example ,",
-        "OPENLINE_TRUSTED_PROXIES": "10.0.0.1, 2001:db8::/32",
-        "OPENLINE_CSRF_TRUSTED_ORIGINS": "https://a.example",
-    })
+    config = load_config(
+        {
+            "OPENLINE_VAR_DIR": str(tmp_path),
+            "OPENLINE_ALLOWED_HOSTS": " a.example , b.example ,",
+            "OPENLINE_TRUSTED_PROXIES": "10.0.0.1, 2001:db8::/32",
+            "OPENLINE_CSRF_TRUSTED_ORIGINS": "https://a.example",
+        }
+    )
     assert config.allowed_hosts == ["a.example", "b.example"]
-    assert config.trusted_proxies == [ipaddress.ip_network("10.0.0.1/32"), ipaddress.ip_network("2001:db8::/32")]
+    assert config.trusted_proxies == [
+        ipaddress.ip_network("10.0.0.1/32"),
+        ipaddress.ip_network("2001:db8::/32"),
+    ]
     assert config.csrf_trusted_origins == ["https://a.example"]

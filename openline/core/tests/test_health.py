@@ -17,7 +17,10 @@ def test_readyz_checks_database_and_channel_layer(client, db):
 
 def test_readyz_reports_503_when_the_channel_layer_is_down(client, db, settings):
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
     }
     from channels.layers import channel_layers
 
@@ -31,7 +34,9 @@ def test_readyz_reports_503_when_the_channel_layer_is_down(client, db, settings)
 
 
 def test_secrets_are_redacted_from_log_lines():
-    assert "[redacted]" in redact("POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage")
+    assert "[redacted]" in redact(
+        "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage"
+    )
     assert "s3cr3t" not in redact("GET /webhook?access_token=s3cr3t&x=1")
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "token=%s", ("abc123",), None)
     RedactSecretsFilter().filter(record)

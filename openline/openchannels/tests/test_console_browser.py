@@ -9,7 +9,9 @@ from openline.openchannels.services import CONSENT_REQUIRED_MESSAGE
 pytestmark = pytest.mark.browser
 
 
-def test_administrator_creates_channel_and_consent_warning_needs_a_consent(live_asgi, page, administrator, operator):
+def test_administrator_creates_channel_and_consent_warning_needs_a_consent(
+    live_asgi, page, administrator, operator
+):
     login(page, live_asgi.url, "ada")
     page.get_by_role("link", name="Contact center").first.click()
     screenshot(page, "console-contact-center")

@@ -19,21 +19,41 @@ def test_connector_page_lists_channels_with_configure(admin_client, channel):
 
 def test_unknown_connector_and_channel_are_404(admin_client, channel):
     assert admin_client.get("/console/contact-center/connectors/icq/").status_code == 404
-    assert admin_client.get("/console/contact-center/open-channels/999999/general/").status_code == 404
-    assert admin_client.get(f"/console/contact-center/open-channels/{channel.pk}/nope/").status_code == 404
+    assert (
+        admin_client.get("/console/contact-center/open-channels/999999/general/").status_code == 404
+    )
+    assert (
+        admin_client.get(f"/console/contact-center/open-channels/{channel.pk}/nope/").status_code
+        == 404
+    )
 
 
-def test_operator_sees_only_their_channels_and_cannot_configure(operator_client, other_operator, administrator, channel):
-    services.create_open_channel(actor=administrator, name="Hidden", operators=[other_operator], connectors=["livechat"])
+def test_operator_sees_only_their_channels_and_cannot_configure(
+    operator_client, other_operator, administrator, channel
+):
+    services.create_open_channel(
+        actor=administrator, name="Hidden", operators=[other_operator], connectors=["livechat"]
+    )
     page = operator_client.get("/console/contact-center/connectors/livechat/").content.decode()
     assert "Website" in page and "Hidden" not in page and "Configure" not in page
-    assert operator_client.get(f"/console/contact-center/open-channels/{channel.pk}/general/").status_code == 403
+    assert (
+        operator_client.get(
+            f"/console/contact-center/open-channels/{channel.pk}/general/"
+        ).status_code
+        == 403
+    )
 
 
 def test_create_open_channel(admin_client, operator):
-    response = admin_client.post("/console/contact-center/open-channels/new/", {
-        "name": "Support", "operators": [operator.pk], "connectors": ["livechat", "telegram"], "crm_item_kind": "contact",
-    })
+    response = admin_client.post(
+        "/console/contact-center/open-channels/new/",
+        {
+            "name": "Support",
+            "operators": [operator.pk],
+            "connectors": ["livechat", "telegram"],
+            "crm_item_kind": "contact",
+        },
+    )
     assert response.status_code == 302
     channel = OpenChannel.objects.get(name="Support")
     assert list(channel.operators.all()) == [operator]
@@ -42,7 +62,10 @@ def test_create_open_channel(admin_client, operator):
 
 
 def test_invalid_create_rerenders_with_errors_and_saves_nothing(admin_client):
-    response = admin_client.post("/console/contact-center/open-channels/new/", {"name": "", "connectors": ["icq"], "crm_item_kind": "lead"})
+    response = admin_client.post(
+        "/console/contact-center/open-channels/new/",
+        {"name": "", "connectors": ["icq"], "crm_item_kind": "lead"},
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert "This field is required." in body and "Select a valid choice" in body
@@ -50,7 +73,9 @@ def test_invalid_create_rerenders_with_errors_and_saves_nothing(admin_client):
 
 
 def test_consent_warning_without_consent_is_refused(admin_client, administrator):
-    channel = services.create_open_channel(actor=administrator, name="Shop", connectors=["livechat"])
+    channel = services.create_open_channel(
+        actor=administrator, name="Shop", connectors=["livechat"]
+    )
     url = f"/console/contact-center/open-channels/{channel.pk}/consents/"
     response = admin_client.post(url, {"consent_enabled": "on", "agreement": ""})
     assert response.status_code == 200
@@ -60,7 +85,9 @@ def test_consent_warning_without_consent_is_refused(admin_client, administrator)
 
 
 def test_consent_warning_with_consent_is_saved(admin_client, administrator, agreement):
-    channel = services.create_open_channel(actor=administrator, name="Shop", connectors=["livechat"])
+    channel = services.create_open_channel(
+        actor=administrator, name="Shop", connectors=["livechat"]
+    )
     url = f"/console/contact-center/open-channels/{channel.pk}/consents/"
     response = admin_client.post(url, {"consent_enabled": "on", "agreement": agreement.pk})
     assert response.status_code == 302
@@ -72,7 +99,9 @@ def test_consent_warning_with_consent_is_saved(admin_client, administrator, agre
 
 def test_service_refuses_warning_without_consent(administrator):
     with pytest.raises(ValidationError):
-        services.create_open_channel(actor=administrator, name="X", consent_enabled=True, agreement=None)
+        services.create_open_channel(
+            actor=administrator, name="X", consent_enabled=True, agreement=None
+        )
     assert OpenChannel.objects.count() == 0
 
 
@@ -84,15 +113,22 @@ def test_unknown_consent_id_is_a_field_error(admin_client, channel):
 
 def test_edit_and_deactivate(admin_client, channel, other_operator):
     url = f"/console/contact-center/open-channels/{channel.pk}/general/"
-    response = admin_client.post(url, {"name": "Website EU", "operators": [other_operator.pk], "crm_item_kind": "contact"})
+    response = admin_client.post(
+        url, {"name": "Website EU", "operators": [other_operator.pk], "crm_item_kind": "contact"}
+    )
     assert response.status_code == 302
     channel.refresh_from_db()
     assert channel.name == "Website EU" and list(channel.operators.all()) == [other_operator]
-    response = admin_client.post(f"/console/contact-center/open-channels/{channel.pk}/active/", {"active": "0"})
+    response = admin_client.post(
+        f"/console/contact-center/open-channels/{channel.pk}/active/", {"active": "0"}
+    )
     assert response.status_code == 302
     channel.refresh_from_db()
     assert channel.is_active is False
-    assert admin_client.get(f"/console/contact-center/open-channels/{channel.pk}/active/").status_code == 405
+    assert (
+        admin_client.get(f"/console/contact-center/open-channels/{channel.pk}/active/").status_code
+        == 405
+    )
 
 
 def test_connectors_tab_toggles_connectors(admin_client, channel):

@@ -21,7 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         parser.add_argument("--name", default="", help="display name")
         parser.add_argument(
-            "--password-stdin", action="store_true",
+            "--password-stdin",
+            action="store_true",
             help="read the password from standard input instead of prompting",
         )
 
@@ -37,8 +38,11 @@ class Command(BaseCommand):
                 raise CommandError("The passwords do not match.")
         try:
             user = create_staff_user(
-                username=username, password=password, role=options["role"],
-                email=options["email"], display_name=options["name"],
+                username=username,
+                password=password,
+                role=options["role"],
+                email=options["email"],
+                display_name=options["name"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc

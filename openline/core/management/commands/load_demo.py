@@ -39,7 +39,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             created = self._load(path)
         logins = json.loads(path.read_text())
-        self.stdout.write(("Demo data loaded." if created else "Demo data already present.") + " Logins:")
+        self.stdout.write(
+            ("Demo data loaded." if created else "Demo data already present.") + " Logins:"
+        )
         for username, role, _ in DEMO_USERS:
             self.stdout.write(f"  {role.label:<14} {username:<10} password: {logins[username]}")
 
@@ -53,7 +55,10 @@ class Command(BaseCommand):
             if user is None:
                 passwords[username] = passwords.get(username) or secrets.token_urlsafe(9)
                 user = create_staff_user(
-                    username=username, password=passwords[username], role=role, display_name=name,
+                    username=username,
+                    password=passwords[username],
+                    role=role,
+                    display_name=name,
                 )
             users[username] = user
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -62,12 +67,18 @@ class Command(BaseCommand):
         agreement = Agreement.objects.filter(name="Website chat privacy notice").first()
         if agreement is None:
             agreement = create_agreement(
-                actor=users["admin"], name="Website chat privacy notice",
-                text=DEMO_CONSENT_TEXT, allow_html=False,
+                actor=users["admin"],
+                name="Website chat privacy notice",
+                text=DEMO_CONSENT_TEXT,
+                allow_html=False,
             )
         if not OpenChannel.objects.filter(name="Website").exists():
             create_open_channel(
-                actor=users["admin"], name="Website", operators=[users["operator"]],
-                connectors=[ConnectorKind.LIVECHAT], consent_enabled=True, agreement=agreement,
+                actor=users["admin"],
+                name="Website",
+                operators=[users["operator"]],
+                connectors=[ConnectorKind.LIVECHAT],
+                consent_enabled=True,
+                agreement=agreement,
             )
         return True

@@ -17,19 +17,37 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("OPENLINE_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("OPENLINE_PORT", "8000")))
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("OPENLINE_WEB_WORKERS", "1")))
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("OPENLINE_PORT", "8000"))
+        )
+        parser.add_argument(
+            "--workers", type=int, default=int(os.environ.get("OPENLINE_WEB_WORKERS", "1"))
+        )
 
     def handle(self, *args, **options):
         if options["workers"] > 1 and not settings.CONFIG.redis_url:
-            self.stderr.write("More than one web worker needs REDIS_URL (the in-memory channel layer is per process).")
+            self.stderr.write(
+                "More than one web worker needs REDIS_URL (the in-memory channel layer is per process)."
+            )
             sys.exit(2)
         python = sys.executable
         web = [
-            python, "-m", "uvicorn", "openline.asgi:application",
-            "--host", options["host"], "--port", str(options["port"]),
-            "--workers", str(options["workers"]), "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
-            "--no-server-header", "--log-level", "warning",
+            python,
+            "-m",
+            "uvicorn",
+            "openline.asgi:application",
+            "--host",
+            options["host"],
+            "--port",
+            str(options["port"]),
+            "--workers",
+            str(options["workers"]),
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            "127.0.0.1",
+            "--no-server-header",
+            "--log-level",
+            "warning",
         ]
         worker = [python, "manage.py", "db_worker", "--interval", "0.5"]
         procs = [subprocess.Popen(web), subprocess.Popen(worker)]
