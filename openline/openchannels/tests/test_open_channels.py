@@ -84,6 +84,7 @@ def test_consent_warning_without_consent_is_refused(admin_client, administrator)
     assert channel.consent_enabled is False
 
 
+@pytest.mark.dbspecific  # row locking differs per database
 def test_consent_warning_with_consent_is_saved(admin_client, administrator, agreement):
     channel = services.create_open_channel(
         actor=administrator, name="Shop", connectors=["livechat"]
