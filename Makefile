@@ -1,5 +1,5 @@
 # Openline: `make run` to start everything, `make test` for the whole suite.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.synced
 .PHONY: run test lint format bench migrate demo setup clean
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Openline needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
+	@$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)" || { echo "Openline needs Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(BIN)/uv: $(BIN)/python
