@@ -1,4 +1,19 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from openline.crm import views
 
 app_name = "crm"
-urlpatterns: list = []
+urlpatterns = [
+    path("items/", views.item_list, name="items"),
+    path("items/<int:pk>/", views.item_detail, name="item"),
+    path("items/<int:pk>/edit/", views.item_edit, name="item_edit"),
+    path("items/<int:pk>/convert/", views.item_convert, name="item_convert"),
+    path("items/<int:pk>/notes/", views.item_note, name="item_note"),
+    path("items/<int:pk>/delete/", views.item_delete, name="item_delete"),
+    path("items/<int:pk>/export/", views.item_export, name="item_export"),
+    path(
+        "conversations/<int:conversation_id>/save/",
+        views.save_conversation,
+        name="save_conversation",
+    ),
+]

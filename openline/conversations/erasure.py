@@ -1,0 +1,50 @@
+"""Erasing a visitor's personal data and their conversations' messages (GDPR Art. 17).
+
+The visitor row and its conversations stay: consent records point at them and
+are the company's proof (Art. 7(1), 17(3)(b) and (e)); they are never touched.
+After erasure the visitor shows as "Deleted client <pseudonymous id>".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from openline.conversations.models import Message, Visitor
+
+
+@dataclass(frozen=True)
+class VisitorErasure:
+    """What erasing one visitor removed."""
+
+    visitor_public_id: str
+    conversations: int
+    messages: int
+    already_erased: bool
+
+
+@transaction.atomic
+def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
+    """Blank the visitor's personal data and delete the messages of their conversations."""
+    visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
+    conversation_ids = list(visitor.conversations.values_list("pk", flat=True))
+    deleted, _ = Message.objects.filter(conversation_id__in=conversation_ids).delete()
+    already = visitor.erased_at is not None
+    if not already:
+        visitor.name = ""
+        visitor.email = ""
+        visitor.phone = ""
+        visitor.external_id = ""
+        visitor.user_agent = ""
+        visitor.erased_at = timezone.now()
+        visitor.save(
+            update_fields=["name", "email", "phone", "external_id", "user_agent", "erased_at"]
+        )
+    return VisitorErasure(
+        visitor_public_id=str(visitor.public_id),
+        conversations=len(conversation_ids),
+        messages=deleted,
+        already_erased=already,
+    )
