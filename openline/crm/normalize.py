@@ -7,7 +7,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-PHONE_CHARS = re.compile(r"^\+?[\d\s().\-/]+$")
+PHONE_CHARS = re.compile(r"^[\d\s().\-/+]+$")
 
 
 def normalize_email(value: str) -> str:
@@ -23,7 +23,7 @@ def normalize_email(value: str) -> str:
 def normalize_phone(value: str) -> str:
     """Return the phone number's digits; raise if it is not a plausible phone number."""
     phone = (value or "").strip()
-    if not PHONE_CHARS.match(phone):
+    if not PHONE_CHARS.match(phone) or phone.count("+") > 1:
         raise ValidationError(
             "Enter a phone number using digits, spaces and + ( ) - only, e.g. +49 30 1234567."
         )
