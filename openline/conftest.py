@@ -46,6 +46,42 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# ----- append-only tables vs. the test flush --------------------------------------------
+
+
+def _trigger_compatible_flush() -> None:
+    """Let transactional tests empty the append-only consent tables between tests.
+
+    The consent registry's database triggers abort DELETE and TRUNCATE, which is how
+    TransactionTestCase (``transactional_db``, ``live_asgi``) flushes after each test. Test
+    code only: drop the triggers just for the flush and put them back straight after.
+    """
+    from django.db import connections
+    from django.test import TransactionTestCase
+
+    from openline.consent import triggers
+
+    original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
+    if getattr(original, "_keeps_consent_triggers", False):
+        return
+
+    def _fixture_teardown(self):
+        aliases = list(self._databases_names(include_mirrors=False))
+        for alias in aliases:
+            triggers.drop(connections[alias])
+        try:
+            original(self)
+        finally:
+            for alias in aliases:
+                triggers.install(connections[alias])
+
+    _fixture_teardown._keeps_consent_triggers = True  # type: ignore[attr-defined]
+    TransactionTestCase._fixture_teardown = _fixture_teardown  # type: ignore[attr-defined]
+
+
+_trigger_compatible_flush()
+
+
 # ----- personas -------------------------------------------------------------------------
 
 

@@ -10,6 +10,73 @@ from django.db import models
 from openline.core.ids import public_code
 
 
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or remove a row of an append-only table."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """A queryset that cannot update or delete rows in bulk."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError(
+            f"{self.model.__name__} rows are append-only: they cannot be updated."
+        )
+
+    def delete(self):
+        raise AppendOnlyError(
+            f"{self.model.__name__} rows are append-only: they cannot be deleted."
+        )
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError(
+            f"{self.model.__name__} rows are append-only: they cannot be updated."
+        )
+
+    def update_or_create(self, defaults=None, create_defaults=None, **kwargs):
+        raise AppendOnlyError(
+            f"{self.model.__name__} rows are append-only: they cannot be updated."
+        )
+
+
+AppendOnlyManager = models.Manager.from_queryset(AppendOnlyQuerySet)
+
+
+class AppendOnlyModel(models.Model):
+    """A row that can be inserted once and never saved again or deleted (database triggers agree)."""
+
+    objects = AppendOnlyManager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(
+                f"{type(self).__name__} rows are append-only: they cannot be updated."
+            )
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(
+            f"{type(self).__name__} rows are append-only: they cannot be deleted."
+        )
+
+
+class ImmutableModel(models.Model):
+    """A row written once (a consent version or its text); later saves are refused."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(
+                f"{type(self).__name__} is immutable: create a new version instead."
+            )
+        super().save(*args, **kwargs)
+
+
 class Agreement(models.Model):
     """A consent text the company asks clients to accept; its wording lives in versions."""
 
@@ -32,7 +99,7 @@ class Agreement(models.Model):
         return self.versions.order_by("-number").first()
 
 
-class AgreementVersion(models.Model):
+class AgreementVersion(ImmutableModel):
     """One immutable wording of an agreement; never edited, only superseded."""
 
     agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="versions")
@@ -55,7 +122,7 @@ class AgreementVersion(models.Model):
         return f"{self.agreement.name} v{self.number}"
 
 
-class AgreementText(models.Model):
+class AgreementText(ImmutableModel):
     """The wording of a version in one language, with the exact HTML a client sees."""
 
     version = models.ForeignKey(AgreementVersion, on_delete=models.PROTECT, related_name="texts")
@@ -105,7 +172,7 @@ class SourceType(models.TextChoices):
     API = "api", "API client"
 
 
-class ConsentRecord(models.Model):
+class ConsentRecord(AppendOnlyModel):
     """Proof that a client gave or withdrew consent. Never updated, never deleted."""
 
     id = models.BigAutoField(primary_key=True)
@@ -121,13 +188,21 @@ class ConsentRecord(models.Model):
     visitor = models.ForeignKey(
         "conversations.Visitor", on_delete=models.PROTECT, related_name="consent_records"
     )
-    # Denormalised so history reads well after the visitor's personal data is erased.
+    # A pseudonymous label ("Visitor 1a2b3c4d"), never the client's name: records are
+    # immutable and must survive erasure, so the name is looked up at read time instead.
     visitor_label = models.CharField(max_length=200)
     channel = models.ForeignKey(
-        "openchannels.OpenChannel", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "openchannels.OpenChannel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     conversation = models.ForeignKey(
-        "conversations.Conversation", null=True, blank=True, on_delete=models.PROTECT,
+        "conversations.Conversation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="consent_records",
     )
     source_type = models.CharField(max_length=16, choices=SourceType.choices)
@@ -144,8 +219,101 @@ class ConsentRecord(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="consent_rec_newest"),
             models.Index(fields=["agreement", "-created_at", "-id"], name="consent_rec_agr_newest"),
-            models.Index(fields=["visitor", "agreement", "-created_at"], name="consent_rec_visitor"),
+            models.Index(
+                fields=["visitor", "agreement", "-created_at"], name="consent_rec_visitor"
+            ),
+            models.Index(fields=["channel", "-created_at", "-id"], name="consent_rec_chan_newest"),
+            models.Index(fields=["ip", "-created_at"], name="consent_rec_ip"),
         ]
 
     def __str__(self) -> str:
         return f"{self.uuid} {self.state}"
+
+    @property
+    def user_display(self) -> str:
+        """Name the client as the console shows them today ("Deleted client …" once erased)."""
+        return str(self.visitor)
+
+
+class SealBatch(AppendOnlyModel):
+    """A Merkle batch sealing consecutive consent records, chained to the batch before it.
+
+    Records cannot carry their own seal (they are immutable), so seals live here. A
+    batch covers every record id in ``(previous batch's last_record_id, last_record_id]``;
+    ``id_ranges`` lists the ids that existed (gaps are rolled-back inserts), ``leaf_digests``
+    keeps the first 8 bytes of each leaf hash so verification can name the record that
+    changed, and ``batch_hash`` chains the header to ``prev_hash``.
+    """
+
+    number = models.PositiveBigIntegerField(unique=True)
+    sealed_at = models.DateTimeField()
+    first_record_id = models.BigIntegerField()
+    last_record_id = models.BigIntegerField(unique=True)
+    record_count = models.PositiveIntegerField()
+    id_ranges = models.JSONField()
+    leaf_digests = models.BinaryField()
+    merkle_root = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    batch_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"Seal #{self.number} ({self.record_count} records)"
+
+
+class AuditAction(models.TextChoices):
+    CHANNEL_CONSENT_SETTINGS = "channel_consent_settings", "Open Channel consent settings changed"
+    AGREEMENT_CREATED = "agreement_created", "Consent created"
+    AGREEMENT_VERSION = "agreement_version", "New consent version"
+    AGREEMENT_RENAMED = "agreement_renamed", "Consent renamed"
+    AGREEMENT_DEACTIVATED = "agreement_deactivated", "Consent deactivated"
+    AGREEMENT_REACTIVATED = "agreement_reactivated", "Consent reactivated"
+
+
+class AuditEvent(AppendOnlyModel):
+    """Who changed the consent workflow, when, from what to what. Never updated or deleted."""
+
+    created_at = models.DateTimeField(db_index=True)
+    # Plain ids and labels rather than enforced foreign keys: deleting a user or channel
+    # must never touch (or be blocked by) the audit history.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    channel = models.ForeignKey(
+        "openchannels.OpenChannel",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    agreement = models.ForeignKey(
+        Agreement,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    subject_label = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["agreement", "-created_at"], name="consent_audit_agreement"),
+            models.Index(fields=["channel", "-created_at"], name="consent_audit_channel"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,6 +1,10 @@
-"""Public (no login) consent pages: the text of a version, receipts."""
+"""Public (no login) consent pages: the exact text of a version."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from openline.consent import views
 
 app_name = "consent_public"
-urlpatterns: list = []
+urlpatterns = [
+    path("<str:code>/", views.public_version, name="version"),
+]

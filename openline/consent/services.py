@@ -1,13 +1,15 @@
-"""The only write path for consents and consent records.
+"""The only write path for consents, consent records and the consent audit history.
 
 Views, consumers, webhooks, tasks and the API call these functions; nothing
-else creates an ``AgreementVersion`` or a ``ConsentRecord``.
+else creates an ``AgreementVersion``, a ``ConsentRecord`` or an ``AuditEvent``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +17,8 @@ from openline.consent.models import (
     Agreement,
     AgreementText,
     AgreementVersion,
+    AuditAction,
+    AuditEvent,
     ConsentMethod,
     ConsentOrigin,
     ConsentRecord,
@@ -23,30 +27,207 @@ from openline.consent.models import (
 )
 from openline.core.sanitize import render_agreement_text, sha256_hex
 
+LANGUAGE_MAX = 10
+
+
+def _language(code: str) -> str:
+    code = (code or "").strip().lower().replace("_", "-")
+    if not code or len(code) > LANGUAGE_MAX or not all(part.isalnum() for part in code.split("-")):
+        raise ValidationError({"language": "Enter a language code such as en, de or pt-br."})
+    return code
+
+
+def _actor_label(actor) -> str:
+    if actor is None:
+        return "system"
+    return getattr(actor, "get_username", lambda: str(actor))()
+
+
+def audit(
+    *,
+    actor,
+    action: str,
+    agreement=None,
+    channel=None,
+    subject_label: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Append one event to the consent audit history."""
+    event = AuditEvent(
+        created_at=timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=_actor_label(actor),
+        action=AuditAction(action),
+        agreement=agreement,
+        channel=channel,
+        subject_label=subject_label[:300],
+        before=before,
+        after=after,
+    )
+    event.save()
+    return event
+
+
+def _version_snapshot(version: AgreementVersion | None) -> dict | None:
+    if version is None:
+        return None
+    return {
+        "version": version.number,
+        "allow_html": version.allow_html,
+        "public_code": version.public_code,
+        "texts": {t.language: t.sha256 for t in version.texts.all()},
+    }
+
 
 @transaction.atomic
 def create_agreement(
     *, actor, name: str, text: str, allow_html: bool, language: str = "en"
 ) -> Agreement:
     """Create a consent with its first version."""
-    agreement = Agreement(name=name, default_language=language, created_by=actor)
+    language = _language(language)
+    agreement = Agreement(name=name.strip(), default_language=language, created_by=actor)
     agreement.full_clean()
     agreement.save()
-    _new_version(agreement=agreement, actor=actor, texts={language: text}, allow_html=allow_html)
+    version = _new_version(
+        agreement=agreement, actor=actor, texts={language: text}, allow_html=allow_html
+    )
+    audit(
+        actor=actor,
+        action=AuditAction.AGREEMENT_CREATED,
+        agreement=agreement,
+        subject_label=agreement.name,
+        after={
+            "name": agreement.name,
+            "default_language": language,
+            **(_version_snapshot(version) or {}),
+        },
+    )
     return agreement
 
 
-def _new_version(*, agreement: Agreement, actor, texts: dict[str, str], allow_html: bool) -> AgreementVersion:
+def _new_version(
+    *, agreement: Agreement, actor, texts: Mapping[str, str], allow_html: bool
+) -> AgreementVersion:
     last = agreement.versions.order_by("-number").first()
-    version = AgreementVersion.objects.create(
-        agreement=agreement, number=(last.number + 1) if last else 1, allow_html=allow_html, created_by=actor
+    version = AgreementVersion(
+        agreement=agreement,
+        number=(last.number + 1) if last else 1,
+        allow_html=allow_html,
+        created_by=actor,
     )
+    version.save()
     for language, text in texts.items():
+        if not text.strip():
+            raise ValidationError({"text": "Enter the consent text."})
         rendered = render_agreement_text(text, allow_html=allow_html)
-        AgreementText.objects.create(
-            version=version, language=language, text=text, rendered_html=rendered, sha256=sha256_hex(rendered)
-        )
+        AgreementText(
+            version=version,
+            language=language,
+            text=text,
+            rendered_html=rendered,
+            sha256=sha256_hex(rendered),
+        ).save()
     return version
+
+
+def _current_texts(version: AgreementVersion | None) -> dict[str, str]:
+    return {t.language: t.text for t in version.texts.all()} if version else {}
+
+
+@transaction.atomic
+def update_agreement(
+    *,
+    actor,
+    agreement: Agreement,
+    name: str | None = None,
+    allow_html: bool | None = None,
+    texts: Mapping[str, str] | None = None,
+    remove_languages: tuple[str, ...] = (),
+    default_language: str | None = None,
+) -> AgreementVersion | None:
+    """Change a consent; a new immutable version is made only when its wording changes.
+
+    ``texts`` maps language codes to new wording (other languages keep theirs);
+    returns the new version, or None when the wording did not change.
+    """
+    agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+    if name is not None and name.strip() != agreement.name:
+        before = agreement.name
+        agreement.name = name.strip()
+        agreement.full_clean()
+        agreement.save(update_fields=["name"])
+        audit(
+            actor=actor,
+            action=AuditAction.AGREEMENT_RENAMED,
+            agreement=agreement,
+            subject_label=agreement.name,
+            before={"name": before},
+            after={"name": agreement.name},
+        )
+    current = agreement.current_version
+    old_texts = _current_texts(current)
+    new_texts = dict(old_texts)
+    for language, text in (texts or {}).items():
+        new_texts[_language(language)] = text.replace("\r\n", "\n")
+    if default_language is not None:
+        default_language = _language(default_language)
+        if default_language not in new_texts:
+            raise ValidationError({"default_language": "Add a text in this language first."})
+    default = default_language or agreement.default_language
+    for language in remove_languages:
+        if language == default:
+            raise ValidationError({"language": "The default language's text cannot be removed."})
+        new_texts.pop(language, None)
+    if default_language and default_language != agreement.default_language:
+        agreement.default_language = default_language
+        agreement.save(update_fields=["default_language"])
+    new_allow = current.allow_html if (allow_html is None and current) else bool(allow_html)
+    if current is not None and new_texts == old_texts and new_allow == current.allow_html:
+        return None
+    version = _new_version(agreement=agreement, actor=actor, texts=new_texts, allow_html=new_allow)
+    audit(
+        actor=actor,
+        action=AuditAction.AGREEMENT_VERSION,
+        agreement=agreement,
+        subject_label=agreement.name,
+        before=_version_snapshot(current),
+        after=_version_snapshot(version),
+    )
+    return version
+
+
+@transaction.atomic
+def set_agreement_active(*, actor, agreement: Agreement, is_active: bool) -> Agreement:
+    """Deactivate or reactivate a consent; consents are never deleted."""
+    agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.is_active == is_active:
+        return agreement
+    if not is_active:
+        from openline.openchannels.models import OpenChannel
+
+        in_use = list(
+            OpenChannel.objects.filter(agreement=agreement, consent_enabled=True).values_list(
+                "name", flat=True
+            )
+        )
+        if in_use:
+            raise ValidationError(
+                f"Open Channels still send this consent: {', '.join(in_use)}. Choose another consent there first."
+            )
+    agreement.is_active = is_active
+    agreement.save(update_fields=["is_active"])
+    audit(
+        actor=actor,
+        action=AuditAction.AGREEMENT_REACTIVATED
+        if is_active
+        else AuditAction.AGREEMENT_DEACTIVATED,
+        agreement=agreement,
+        subject_label=agreement.name,
+        before={"is_active": not is_active},
+        after={"is_active": is_active},
+    )
+    return agreement
 
 
 @dataclass(frozen=True)
@@ -62,10 +243,30 @@ class ShownText:
 def text_for(version: AgreementVersion, language: str | None) -> ShownText:
     """Pick the version's text in ``language``, falling back to the default language."""
     texts = {t.language: t for t in version.texts.all()}
-    chosen = texts.get((language or "").split("-")[0].lower()) or texts.get(version.agreement.default_language)
+    wanted = (language or "").strip().lower().replace("_", "-")
+    chosen = (
+        texts.get(wanted)
+        or texts.get(wanted.split("-")[0])
+        or texts.get(version.agreement.default_language)
+    )
     if chosen is None:
         chosen = next(iter(texts.values()))
-    return ShownText(version=version, language=chosen.language, html=chosen.rendered_html, sha256=chosen.sha256)
+    return ShownText(
+        version=version, language=chosen.language, html=chosen.rendered_html, sha256=chosen.sha256
+    )
+
+
+def _channel_settings(channel) -> dict | None:
+    if channel is None:
+        return None
+    from openline.openchannels.services import consent_settings
+
+    return consent_settings(channel)
+
+
+def pseudonymous_label(visitor) -> str:
+    """Label a visitor without personal data, so immutable records survive erasure."""
+    return f"Visitor {str(visitor.public_id)[:8]}"
 
 
 @transaction.atomic
@@ -88,10 +289,19 @@ def record_consent(
     conversation=None,
     evidence: dict | None = None,
 ) -> ConsentRecord:
-    """Append one record to the registry; the only way a record is ever written."""
+    """Append one record to the registry; the only way a record is ever written.
+
+    Takes no lock: concurrent writers only insert rows, and sealing happens later.
+    """
     shown = text_for(version, language)
     if not ip and not ip_missing_reason:
         ip_missing_reason = "The channel does not tell the client's IP address."
+    evidence = dict(evidence or {})
+    settings_now = _channel_settings(channel)
+    if settings_now is not None:
+        # EDPB 05/2020: the workflow in force at the time is part of the proof.
+        evidence.setdefault("channel_consent_settings", settings_now)
+    evidence.setdefault("requested_language", language or "")
     record = ConsentRecord(
         created_at=timezone.now(),
         agreement_id=version.agreement_id,
@@ -102,7 +312,7 @@ def record_consent(
         method=ConsentMethod(method),
         origin=ConsentOrigin(origin),
         visitor=visitor,
-        visitor_label=str(visitor),
+        visitor_label=pseudonymous_label(visitor),
         channel=channel,
         conversation=conversation,
         source_type=SourceType(source_type),
@@ -110,12 +320,22 @@ def record_consent(
         source_label=source_label[:300],
         address=address,
         ip=ip or None,
-        ip_missing_reason="" if ip else ip_missing_reason,
+        ip_missing_reason="" if ip else ip_missing_reason[:200],
         user_agent=user_agent[:1000],
-        evidence=evidence or {},
+        evidence=evidence,
     )
-    record.save(force_insert=True)
+    record.full_clean(
+        exclude=["visitor", "agreement", "version", "channel", "conversation", "uuid"]
+    )
+    record.save()
+    transaction.on_commit(_schedule_sealing)
     return record
+
+
+def _schedule_sealing() -> None:
+    from openline.consent.tasks import schedule_sealing
+
+    schedule_sealing()
 
 
 def current_state(*, visitor, agreement: Agreement) -> ConsentRecord | None:
@@ -124,4 +344,64 @@ def current_state(*, visitor, agreement: Agreement) -> ConsentRecord | None:
         ConsentRecord.objects.filter(visitor=visitor, agreement=agreement)
         .order_by("-created_at", "-id")
         .first()
+    )
+
+
+def state_of(*, visitor, agreement: Agreement) -> str:
+    """Answer "given", "withdrawn" or "none" for a (visitor, consent) pair."""
+    latest = current_state(visitor=visitor, agreement=agreement)
+    return latest.state if latest else "none"
+
+
+def withdraw_consent(
+    *,
+    visitor,
+    agreement: Agreement,
+    origin: str,
+    source_type: str,
+    source_id: str = "",
+    source_label: str = "",
+    address: str = "",
+    ip: str = "",
+    ip_missing_reason: str = "",
+    user_agent: str = "",
+    channel=None,
+    conversation=None,
+    evidence: dict | None = None,
+    method: str = ConsentMethod.WITHDRAWN_BY_CLIENT,
+) -> ConsentRecord:
+    """Record that the client withdrew consent (GDPR Art. 7(3)): a new record, never an edit."""
+    latest = current_state(visitor=visitor, agreement=agreement)
+    if latest is None or latest.state != ConsentState.GIVEN:
+        raise ValidationError("There is no given consent to withdraw.")
+    return record_consent(
+        visitor=visitor,
+        version=latest.version,
+        language=latest.language,
+        state=ConsentState.WITHDRAWN,
+        method=method,
+        origin=origin,
+        source_type=source_type,
+        source_id=source_id,
+        source_label=source_label,
+        address=address,
+        ip=ip,
+        ip_missing_reason=ip_missing_reason,
+        user_agent=user_agent,
+        channel=channel if channel is not None else latest.channel,
+        conversation=conversation,
+        evidence={"withdraws_record": str(latest.uuid), **(evidence or {})},
+    )
+
+
+def on_channel_consent_settings_changed(sender, *, channel, actor, before, after, **kwargs) -> None:
+    """Keep the Open Channel's consent settings history (connected in apps.ready)."""
+    audit(
+        actor=actor,
+        action=AuditAction.CHANNEL_CONSENT_SETTINGS,
+        channel=channel,
+        subject_label=channel.name,
+        agreement=channel.agreement if channel.agreement_id else None,
+        before=before,
+        after=after,
     )

@@ -1,0 +1,279 @@
+"""Consent registry API: read records and receipts, record and withdraw consent.
+
+Records are never changed: PUT, PATCH and DELETE answer 405.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from typing import Literal
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
+
+from openline.accounts.models import Role
+from openline.accounts.permissions import has_role
+from openline.consent import selectors, services
+from openline.consent.models import (
+    Agreement,
+    AgreementVersion,
+    ConsentMethod,
+    ConsentOrigin,
+    ConsentRecord,
+    ConsentState,
+    SourceType,
+)
+from openline.consent.receipts import build_receipt
+from openline.conversations.models import Visitor
+
+router = Router(tags=["consent registry"])
+
+READERS = (Role.ADMINISTRATOR, Role.AUDITOR)
+
+
+def _require(request: HttpRequest, *roles: str) -> None:
+    if not has_role(request.user, *roles):
+        raise HttpError(403, "Your role does not give access to consent records.")
+
+
+class RecordOut(Schema):
+    id: UUID
+    created_at: dt.datetime
+    consent_id: int
+    consent: str
+    version: int
+    language: str
+    text_sha256: str
+    state: str
+    method: str
+    origin: str
+    visitor_id: UUID
+    user: str
+    source_type: str
+    source_id: str
+    source_label: str
+    address: str
+    ip: str | None
+    ip_missing_reason: str
+    user_agent: str
+    channel_id: int | None
+    conversation_id: int | None
+    evidence: dict
+
+
+def _out(record: ConsentRecord) -> dict:
+    return {
+        "id": record.uuid,
+        "created_at": record.created_at,
+        "consent_id": record.agreement_id,
+        "consent": record.agreement.name,
+        "version": record.version.number,
+        "language": record.language,
+        "text_sha256": record.text_sha256,
+        "state": record.state,
+        "method": record.method,
+        "origin": record.origin,
+        "visitor_id": record.visitor.public_id,
+        "user": record.user_display,
+        "source_type": record.source_type,
+        "source_id": record.source_id,
+        "source_label": record.source_label,
+        "address": record.address,
+        "ip": record.ip,
+        "ip_missing_reason": record.ip_missing_reason,
+        "user_agent": record.user_agent,
+        "channel_id": record.channel_id,
+        "conversation_id": record.conversation_id,
+        "evidence": record.evidence,
+    }
+
+
+class RecordPage(Schema):
+    items: list[RecordOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next (older) page."
+    )
+
+
+class RecordFilters(Schema):
+    consent: int | None = None
+    channel: int | None = None
+    origin: ConsentOrigin | None = None
+    state: ConsentState | None = None
+    since: dt.date | None = Field(None, description="First day (inclusive), YYYY-MM-DD")
+    until: dt.date | None = Field(None, description="Last day (inclusive), YYYY-MM-DD")
+    q: str | None = Field(None, max_length=200, description="User name, e-mail, visitor id or IP")
+    cursor: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=500)
+
+
+_RELATED = ("agreement", "version", "visitor")
+
+
+@router.get(
+    "/records", response=RecordPage, summary="List consent records, newest first (keyset pages)"
+)
+def list_records(request: HttpRequest, filters: Query[RecordFilters]):
+    _require(request, *READERS)
+    params = {
+        "consent": filters.consent or "",
+        "channel": filters.channel or "",
+        "origin": filters.origin or "",
+        "state": filters.state or "",
+        "q": filters.q or "",
+        "date_from": filters.since or "",
+        "date_to": filters.until or "",
+        "period": "custom" if (filters.since or filters.until) else "",
+    }
+    form, flt = selectors.parse_filter({k: str(v) for k, v in params.items() if v})
+    if form.errors:
+        first = next(iter(form.errors.items()))
+        if first[0] in ("consent", "channel"):
+            raise HttpError(404, " ".join(str(m) for m in first[1]))
+        raise HttpError(422, f"{first[0]}: {' '.join(str(m) for m in first[1])}")
+    try:
+        cursor = selectors.decode_cursor(filters.cursor) if filters.cursor else None
+    except selectors.BadCursor as exc:
+        raise HttpError(400, str(exc)) from exc
+    page = selectors.page_of(
+        selectors.filtered_records(flt).select_related(*_RELATED), cursor, filters.limit
+    )
+    return {"items": [_out(r) for r in page.records], "next_cursor": page.next_cursor}
+
+
+def _get_record(record_id: UUID) -> ConsentRecord:
+    return get_object_or_404(ConsentRecord.objects.select_related(*_RELATED), uuid=record_id)
+
+
+@router.get("/records/{record_id}", response=RecordOut, summary="Get one consent record")
+def get_record(request: HttpRequest, record_id: UUID):
+    _require(request, *READERS)
+    return _out(_get_record(record_id))
+
+
+@router.get(
+    "/records/{record_id}/receipt",
+    summary="Get the consent receipt (Kantara / ISO/IEC TS 27560 names)",
+)
+def get_receipt(request: HttpRequest, record_id: UUID):
+    _require(request, *READERS)
+    return JsonResponse(build_receipt(_get_record(record_id)))
+
+
+class RecordIn(Schema):
+    visitor_id: UUID = Field(description="The visitor's public id")
+    consent_id: int
+    version: int | None = Field(
+        None, description="Version number; the current version when left out"
+    )
+    language: str = Field("", max_length=10)
+    state: Literal["given"] = "given"
+    source_id: str = Field("", max_length=64)
+    source_label: str = Field("", max_length=300)
+    address: str = Field("", max_length=2000)
+    ip: str | None = Field(None, description="The client's IP address, if the caller knows it")
+    user_agent: str = Field("", max_length=1000)
+    evidence: dict = Field(default_factory=dict)
+
+
+class WithdrawIn(Schema):
+    visitor_id: UUID
+    consent_id: int
+    address: str = Field("", max_length=2000)
+    ip: str | None = None
+    user_agent: str = Field("", max_length=1000)
+    evidence: dict = Field(default_factory=dict)
+
+
+def _valid_ip(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise HttpError(422, "ip: enter a valid IPv4 or IPv6 address.") from exc
+
+
+@router.post(
+    "/records", response={201: RecordOut}, summary="Record a consent given through the API"
+)
+def create_record(request: HttpRequest, payload: RecordIn):
+    _require(request, Role.ADMINISTRATOR)
+    visitor = get_object_or_404(Visitor, public_id=payload.visitor_id)
+    agreement = get_object_or_404(Agreement, pk=payload.consent_id)
+    if not agreement.is_active:
+        raise HttpError(400, "This consent is deactivated; it cannot be given any more.")
+    if payload.version is None:
+        version = agreement.current_version
+    else:
+        version = get_object_or_404(AgreementVersion, agreement=agreement, number=payload.version)
+    if version is None:
+        raise HttpError(404, "This consent has no version.")
+    try:
+        record = services.record_consent(
+            visitor=visitor,
+            version=version,
+            language=payload.language or visitor.language,
+            state=ConsentState.GIVEN,
+            method=ConsentMethod.API,
+            origin=ConsentOrigin.API,
+            source_type=SourceType.API,
+            source_id=payload.source_id,
+            source_label=payload.source_label or f"API ({request.user})",
+            address=payload.address,
+            ip=_valid_ip(payload.ip),
+            ip_missing_reason=""
+            if payload.ip
+            else "Recorded through the API without the client's IP address.",
+            user_agent=payload.user_agent,
+            channel=visitor.channel,
+            evidence={"recorded_by": str(request.user), **payload.evidence},
+        )
+    except ValidationError as exc:
+        raise HttpError(422, " ".join(exc.messages)) from exc
+    return 201, _out(_get_record(record.uuid))
+
+
+@router.post(
+    "/withdrawals", response={201: RecordOut}, summary="Record that a client withdrew consent"
+)
+def withdraw(request: HttpRequest, payload: WithdrawIn):
+    _require(request, Role.ADMINISTRATOR)
+    visitor = get_object_or_404(Visitor, public_id=payload.visitor_id)
+    agreement = get_object_or_404(Agreement, pk=payload.consent_id)
+    try:
+        record = services.withdraw_consent(
+            visitor=visitor,
+            agreement=agreement,
+            origin=ConsentOrigin.API,
+            source_type=SourceType.API,
+            source_label=f"API ({request.user})",
+            address=payload.address,
+            ip=_valid_ip(payload.ip),
+            ip_missing_reason=""
+            if payload.ip
+            else "Recorded through the API without the client's IP address.",
+            user_agent=payload.user_agent,
+            evidence={"recorded_by": str(request.user), **payload.evidence},
+        )
+    except ValidationError as exc:
+        raise HttpError(409, " ".join(exc.messages)) from exc
+    return 201, _out(_get_record(record.uuid))
+
+
+@router.api_operation(["PUT", "PATCH", "DELETE"], "/records/{record_id}", include_in_schema=False)
+def refuse_change(request: HttpRequest, record_id: UUID):
+    response = JsonResponse(
+        {"detail": "Consent records cannot be changed or deleted; record a withdrawal instead."},
+        status=405,
+    )
+    response["Allow"] = "GET"
+    return response
+
+
+__all__ = ["router", "HttpResponse"]

@@ -1,0 +1,449 @@
+"""Read side of the registry: the Obtained consents filter, keyset pages and exports."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import datetime as dt
+import io
+import ipaddress
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django import forms
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from openline.consent.models import (
+    Agreement,
+    AgreementVersion,
+    ConsentOrigin,
+    ConsentRecord,
+    ConsentState,
+)
+from openline.conversations.models import Visitor
+from openline.openchannels.models import OpenChannel
+
+PAGE_SIZE = 50
+COUNT_CAP = 1000
+EXPORT_CHUNK = 2000
+
+PERIODS = [
+    ("", "Any time"),
+    ("today", "Today"),
+    ("yesterday", "Yesterday"),
+    ("last7", "Last 7 days"),
+    ("last30", "Last 30 days"),
+    ("this_month", "This month"),
+    ("last_month", "Last month"),
+    ("custom", "Custom range"),
+]
+
+
+class RecordFilterForm(forms.Form):
+    """The Obtained consents filter; it lives in the URL so a view can be shared."""
+
+    consent = forms.ModelChoiceField(
+        queryset=Agreement.objects.order_by("name"),
+        required=False,
+        label="Consent",
+        empty_label="All consents",
+        error_messages={"invalid_choice": "Unknown consent: choose one from the list."},
+    )
+    channel = forms.ModelChoiceField(
+        queryset=OpenChannel.objects.order_by("name"),
+        required=False,
+        label="Open Channel",
+        empty_label="All Open Channels",
+        error_messages={"invalid_choice": "Unknown Open Channel: choose one from the list."},
+    )
+    period = forms.ChoiceField(choices=PERIODS, required=False, label="Date")
+    date_from = forms.DateField(
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a valid date (YYYY-MM-DD)."},
+    )
+    date_to = forms.DateField(
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a valid date (YYYY-MM-DD)."},
+    )
+    origin = forms.ChoiceField(
+        choices=[("", "Any origin"), *ConsentOrigin.choices], required=False, label="Origin"
+    )
+    state = forms.ChoiceField(
+        choices=[("", "Any state"), *ConsentState.choices], required=False, label="State"
+    )
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="User or IP",
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Name, e-mail, visitor id or IP"}
+        ),
+    )
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+
+@dataclass
+class RecordFilter:
+    """Valid filter values; fields the visitor got wrong are left out (and reported)."""
+
+    consent: Agreement | None = None
+    channel: OpenChannel | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    origin: str = ""
+    state: str = ""
+    q: str = ""
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def period_bounds(
+    period: str, *, today: dt.date | None = None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Turn a date preset into [since, until) in the server's time zone."""
+    today = today or timezone.localdate()
+    tomorrow = today + dt.timedelta(days=1)
+    if period == "today":
+        return _day_start(today), _day_start(tomorrow)
+    if period == "yesterday":
+        return _day_start(today - dt.timedelta(days=1)), _day_start(today)
+    if period == "last7":
+        return _day_start(today - dt.timedelta(days=6)), _day_start(tomorrow)
+    if period == "last30":
+        return _day_start(today - dt.timedelta(days=29)), _day_start(tomorrow)
+    if period == "this_month":
+        return _day_start(today.replace(day=1)), _day_start(tomorrow)
+    if period == "last_month":
+        first = today.replace(day=1)
+        return _day_start((first - dt.timedelta(days=1)).replace(day=1)), _day_start(first)
+    return None, None
+
+
+def parse_filter(params) -> tuple[RecordFilterForm, RecordFilter]:
+    """Bind the filter form to query parameters; keep every valid field, report the rest."""
+    form = RecordFilterForm(params or None)
+    form.is_valid()
+    data = getattr(form, "cleaned_data", {})
+    result = RecordFilter(
+        consent=data.get("consent"),
+        channel=data.get("channel"),
+        origin=data.get("origin") or "",
+        state=data.get("state") or "",
+        q=(data.get("q") or "").strip(),
+    )
+    period = data.get("period") or ""
+    if period and period != "custom":
+        result.since, result.until = period_bounds(period)
+    elif "date_from" not in form.errors and "date_to" not in form.errors:
+        if data.get("date_from"):
+            result.since = _day_start(data["date_from"])
+        if data.get("date_to"):
+            result.until = _day_start(data["date_to"] + dt.timedelta(days=1))
+    return form, result
+
+
+def _visitor_ids_matching(text: str):
+    try:
+        public_id = uuid.UUID(text)
+    except ValueError:
+        public_id = None
+    if public_id is not None:
+        return Visitor.objects.filter(public_id=public_id).values("id")
+    condition = Q(name__icontains=text) | Q(email__icontains=text) | Q(phone__icontains=text)
+    hexish = text.lower().removeprefix("visitor ").strip()
+    if 4 <= len(hexish) <= 36 and all(c in "0123456789abcdef-" for c in hexish):
+        # Visitor ids are shown shortened ("Visitor 1a2b3c4d"): match their beginning.
+        condition |= Q(public_id__startswith=hexish)
+    return Visitor.objects.filter(condition).values("id")
+
+
+def filtered_records(flt: RecordFilter) -> QuerySet[ConsentRecord]:
+    """Return records matching the filter, newest first."""
+    qs = ConsentRecord.objects.all()
+    if flt.consent is not None:
+        qs = qs.filter(agreement=flt.consent)
+    if flt.channel is not None:
+        qs = qs.filter(channel=flt.channel)
+    if flt.since is not None:
+        qs = qs.filter(created_at__gte=flt.since)
+    if flt.until is not None:
+        qs = qs.filter(created_at__lt=flt.until)
+    if flt.origin:
+        qs = qs.filter(origin=flt.origin)
+    if flt.state:
+        qs = qs.filter(state=flt.state)
+    if flt.q:
+        try:
+            address = ipaddress.ip_address(flt.q)
+        except ValueError:
+            address = None
+        if address is not None:
+            qs = qs.filter(
+                ip=str(address.ipv4_mapped or address)
+                if isinstance(address, ipaddress.IPv6Address)
+                else str(address)
+            )
+        else:
+            try:
+                record_uuid = uuid.UUID(flt.q)
+            except ValueError:
+                record_uuid = None
+            visitors = _visitor_ids_matching(flt.q)
+            if record_uuid is not None:
+                qs = qs.filter(Q(uuid=record_uuid) | Q(visitor_id__in=visitors))
+            else:
+                qs = qs.filter(visitor_id__in=visitors)
+    return qs.order_by("-created_at", "-id")
+
+
+# ----- keyset pagination ------------------------------------------------------------------
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(created_at: dt.datetime, pk: int) -> str:
+    """Encode the position after a record as an opaque URL-safe token."""
+    raw = f"{created_at.astimezone(dt.UTC).isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[dt.datetime, int]:
+    """Decode a token from ``encode_cursor``; raise BadCursor when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        stamp, pk = raw.split("|")
+        created_at = dt.datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+        return created_at, int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadCursor("This page link is not valid; showing the newest records.") from exc
+
+
+def after_cursor(
+    qs: QuerySet[ConsentRecord], cursor: tuple[dt.datetime, int] | None
+) -> QuerySet[ConsentRecord]:
+    """Keep only records after ``cursor`` in newest-first order, as one index range."""
+    if cursor is None:
+        return qs
+    created_at, pk = cursor
+    # A row-value comparison lets both databases walk the (created_at, id) index directly.
+    table = ConsentRecord._meta.db_table
+    return qs.filter(created_at__lte=created_at).extra(  # noqa: S610 - fixed SQL, values passed as parameters
+        where=[f'("{table}"."created_at", "{table}"."id") < (%s, %s)'],
+        params=[created_at, pk],
+    )
+
+
+@dataclass
+class Page:
+    records: list[ConsentRecord]
+    next_cursor: str | None
+
+
+def page_of(
+    qs: QuerySet[ConsentRecord], cursor: tuple[dt.datetime, int] | None, size: int = PAGE_SIZE
+) -> Page:
+    """Return one newest-first page after ``cursor`` and the cursor of the next page."""
+    rows = list(after_cursor(qs, cursor)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].pk) if more and rows else None)
+
+
+def count_estimate(qs: QuerySet[ConsentRecord]) -> tuple[int, bool]:
+    """Count up to COUNT_CAP rows exactly; beyond that, ask PostgreSQL's planner for an estimate.
+
+    Returns (count, exact).
+    """
+    bounded = qs.order_by().values("id")[: COUNT_CAP + 1].count()
+    if bounded <= COUNT_CAP:
+        return bounded, True
+    if connection.vendor == "postgresql":
+        sql, params = qs.order_by().values("id").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return max(int(plan[0]["Plan"]["Plan Rows"]), COUNT_CAP + 1), False
+    return COUNT_CAP + 1, False
+
+
+# ----- export -----------------------------------------------------------------------------
+
+EXPORT_FIELDS = [
+    "date",
+    "record_id",
+    "user",
+    "visitor_id",
+    "source_type",
+    "source_id",
+    "source",
+    "address",
+    "ip",
+    "ip_missing_reason",
+    "consent",
+    "consent_id",
+    "version",
+    "language",
+    "state",
+    "method",
+    "origin",
+    "channel_id",
+    "conversation_id",
+    "text_sha256",
+    "user_agent",
+]
+_VALUES = (
+    "id",
+    "created_at",
+    "uuid",
+    "visitor__name",
+    "visitor__erased_at",
+    "visitor__public_id",
+    "source_type",
+    "source_id",
+    "source_label",
+    "address",
+    "ip",
+    "ip_missing_reason",
+    "agreement_id",
+    "version_id",
+    "language",
+    "state",
+    "method",
+    "origin",
+    "channel_id",
+    "conversation_id",
+    "text_sha256",
+    "user_agent",
+)
+
+
+def _user_label(name: str, erased_at, public_id) -> str:
+    short = str(public_id)[:8]
+    if erased_at:
+        return f"Deleted client {short}"
+    return name or f"Visitor {short}"
+
+
+def export_rows(flt: RecordFilter) -> Iterator[list[dict]]:
+    """Yield the filtered records as export dicts, a keyset chunk at a time (constant memory)."""
+    names = dict(Agreement.objects.values_list("id", "name"))
+    numbers = dict(AgreementVersion.objects.values_list("id", "number"))
+    base = filtered_records(flt)
+    cursor: tuple[dt.datetime, int] | None = None
+    while True:
+        chunk = list(after_cursor(base, cursor).values_list(*_VALUES)[:EXPORT_CHUNK])
+        if not chunk:
+            return
+        out = []
+        for (
+            _pk,
+            created_at,
+            rec_uuid,
+            v_name,
+            v_erased,
+            v_public,
+            source_type,
+            source_id,
+            source_label,
+            address,
+            ip,
+            ip_reason,
+            agreement_id,
+            version_id,
+            language,
+            state,
+            method,
+            origin,
+            channel_id,
+            conversation_id,
+            text_sha256,
+            user_agent,
+        ) in chunk:
+            if version_id not in numbers:
+                numbers.update(
+                    AgreementVersion.objects.filter(pk=version_id).values_list("id", "number")
+                )
+            if agreement_id not in names:
+                names.update(Agreement.objects.filter(pk=agreement_id).values_list("id", "name"))
+            out.append(
+                {
+                    "date": created_at.astimezone(dt.UTC).isoformat(),
+                    "record_id": str(rec_uuid),
+                    "user": _user_label(v_name, v_erased, v_public),
+                    "visitor_id": str(v_public),
+                    "source_type": source_type,
+                    "source_id": source_id,
+                    "source": source_label,
+                    "address": address,
+                    "ip": ip or "",
+                    "ip_missing_reason": ip_reason,
+                    "consent": names.get(agreement_id, ""),
+                    "consent_id": agreement_id,
+                    "version": numbers.get(version_id),
+                    "language": language,
+                    "state": state,
+                    "method": method,
+                    "origin": origin,
+                    "channel_id": channel_id,
+                    "conversation_id": conversation_id,
+                    "text_sha256": text_sha256,
+                    "user_agent": user_agent,
+                }
+            )
+        yield out
+        last = chunk[-1]
+        cursor = (last[1], last[0])
+        if len(chunk) < EXPORT_CHUNK:
+            return
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    # Spreadsheets run cells that start like a formula; a quote keeps them text.
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_chunks(flt: RecordFilter) -> Iterator[bytes]:
+    """Yield the CSV export as encoded chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_FIELDS)
+    yield buffer.getvalue().encode()
+    for rows in export_rows(flt):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([[_cell(row[name]) for name in EXPORT_FIELDS] for row in rows])
+        yield buffer.getvalue().encode()
+
+
+def jsonl_chunks(flt: RecordFilter) -> Iterator[bytes]:
+    """Yield the JSON Lines export as encoded chunks."""
+    for rows in export_rows(flt):
+        yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()

@@ -1,0 +1,31 @@
+def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
+    """Arguments that reach each consent console URL (the role matrix test uses them)."""
+    from openline.consent.models import ConsentMethod, ConsentOrigin, ConsentState, SourceType
+    from openline.consent.services import record_consent
+    from openline.conversations.models import Visitor
+
+    agreement = channel.agreement
+    version = agreement.current_version
+    visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Sample Visitor")
+    record = record_consent(
+        visitor=visitor,
+        version=version,
+        language="en",
+        state=ConsentState.GIVEN,
+        method=ConsentMethod.CLICKED_ACCEPT,
+        origin=ConsentOrigin.LIVECHAT,
+        source_type=SourceType.WEBSITE,
+        address="https://example.com/",
+        ip="203.0.113.7",
+        channel=channel,
+    )
+    return {
+        "consent:agreement_edit": {"pk": agreement.pk},
+        "consent:agreement_languages": {"pk": agreement.pk},
+        "consent:agreement_versions": {"pk": agreement.pk},
+        "consent:version_detail": {"pk": agreement.pk, "number": version.number},
+        "consent:version_diff": {"pk": agreement.pk, "number": version.number},
+        "consent:agreement_set_active": {"pk": agreement.pk},
+        "consent:record_detail": {"record_uuid": record.uuid},
+        "consent:record_receipt": {"record_uuid": record.uuid},
+    }
