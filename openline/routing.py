@@ -8,6 +8,10 @@ from channels.security.websocket import AllowedHostsOriginValidator
 
 websocket_urlpatterns: list = []
 
+from openline.conversations.routing import websocket_urlpatterns as _conversations  # noqa: E402
+
+websocket_urlpatterns += _conversations
+
 
 def build_application(http_app):
     """Route HTTP to Django and websockets to the consumers, checking the Origin header."""

@@ -37,12 +37,20 @@ class Visitor(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["channel", "origin", "external_id"], name="visitor_external")]
+        indexes = [
+            models.Index(fields=["channel", "origin", "external_id"], name="visitor_external")
+        ]
 
     def __str__(self) -> str:
         if self.erased_at:
             return f"Deleted client {str(self.public_id)[:8]}"
         return self.name or f"Visitor {str(self.public_id)[:8]}"
+
+
+class SenderKind(models.TextChoices):
+    VISITOR = "visitor", "Visitor"
+    OPERATOR = "operator", "Operator"
+    SYSTEM = "system", "System"
 
 
 class ConversationStatus(models.TextChoices):
@@ -63,32 +71,37 @@ class Conversation(models.Model):
         max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.NEW
     )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="assigned_conversations",
     )
     page_url = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=200, blank=True)
+    # Denormalised from the newest message so the inbox lists without a subquery per row.
+    last_message_sender = models.CharField(max_length=10, choices=SenderKind.choices, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-last_message_at", "-id"]
-        indexes = [models.Index(fields=["channel", "status", "-last_message_at"], name="conv_inbox")]
+        indexes = [
+            models.Index(fields=["channel", "status", "-last_message_at"], name="conv_inbox")
+        ]
 
     def __str__(self) -> str:
         return f"Chat #{self.pk}"
 
 
-class SenderKind(models.TextChoices):
-    VISITOR = "visitor", "Visitor"
-    OPERATOR = "operator", "Operator"
-    SYSTEM = "system", "System"
-
-
 class Message(models.Model):
     """One message in a conversation; text is stored as written and escaped on display."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     sender = models.CharField(max_length=10, choices=SenderKind.choices)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -104,7 +117,8 @@ class Message(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["conversation", "client_id"], condition=~models.Q(client_id=""),
+                fields=["conversation", "client_id"],
+                condition=~models.Q(client_id=""),
                 name="message_client_id_once",
             )
         ]

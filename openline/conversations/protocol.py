@@ -1,0 +1,87 @@
+"""The JSON-frame websocket protocol shared by the widget and the console.
+
+Every frame is a JSON object with a ``type``. Bad frames (not JSON, unknown
+type, too long, too frequent) get an ``error`` frame and the connection stays
+open; only authentication failures close it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from openline.conversations.actions import MAX_TEXT, ActionError
+from openline.conversations.events import EVENT_TYPE  # noqa: F401 - named in a comment below
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME = 4 * MAX_TEXT + 2048  # room for JSON escapes of a maximal text
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_AUTH_TIMEOUT = 4408
+
+
+class JsonFrameConsumer(AsyncWebsocketConsumer):
+    """Parse frames, dispatch to ``frame_<type>`` handlers, turn refusals into error frames."""
+
+    frame_types: frozenset[str] = frozenset()
+
+    async def send_json(self, payload: dict) -> None:
+        await self.send(text_data=json.dumps(payload, separators=(",", ":")))
+
+    async def send_error(self, code: str, message: str, **extra) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if text_data is None:
+            await self.send_error("bad_frame", "Send text frames with JSON objects.")
+            return
+        if len(text_data) > MAX_FRAME:
+            await self.send_error("too_long", f"A message can be at most {MAX_TEXT} characters.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error("bad_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.send_error("bad_frame", 'A frame must be a JSON object with a "type".')
+            return
+        kind = frame["type"]
+        if not await self.pre_dispatch(kind, frame):
+            return
+        if kind not in self.frame_types:
+            await self.send_error("unknown_type", f"Unknown frame type {kind[:40]!r}.")
+            return
+        try:
+            await getattr(self, f"frame_{kind}")(frame)
+        except ActionError as exc:
+            await self.send_error(exc.code, exc.message, client_id=_client_id(frame), **exc.extra)
+        except (TypeError, ValueError):
+            await self.send_error(
+                "bad_frame", f"The {kind[:40]} frame has missing or wrong fields."
+            )
+
+    async def pre_dispatch(self, kind: str, frame: dict) -> bool:
+        """Check authentication and limits before a frame is handled; False stops it."""
+        return True
+
+    async def openline_event(self, message: dict) -> None:
+        # Channels maps the group message type "openline.event" (EVENT_TYPE) to this method.
+        await self.send_json(message["event"])
+
+
+def _client_id(frame: dict) -> str:
+    value = frame.get("client_id")
+    return value if isinstance(value, str) else ""
+
+
+def int_field(frame: dict, name: str, *, default: int | None = None) -> int:
+    """Read a non-negative integer field of a frame."""
+    value = frame.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(name)
+    return value

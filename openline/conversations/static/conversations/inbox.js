@@ -1,0 +1,188 @@
+/* Operator workspace: live inbox, chat window, reply box. Client text only ever goes through textContent. */
+(function () {
+  "use strict";
+  var cfg = JSON.parse(document.getElementById("inbox-config").textContent);
+  function $(id) { return document.getElementById(id); }
+  var list = $("conv-list"), chatLog = $("chat-log"), reply = $("chat-reply"), replyText = $("reply-text"),
+    typingEl = $("chat-typing"), liveState = $("live-state");
+  var ws = null, ready = false, retries = 0, lastId = cfg.last_id || 0, pending = {}, nodes = {}, unreadTotal = 0;
+  var baseTitle = document.title, readUpTo = 0, lastVisitorId = 0, typingTimer = 0, sentTyping = 0;
+
+  function el(tag, cls, text) { var n = document.createElement(tag); if (cls) n.className = cls; if (text != null) n.textContent = text; return n; }
+  function newId() { var a = new Uint8Array(12); crypto.getRandomValues(a); return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join(""); }
+  function ago(iso) {
+    if (!iso) return "";
+    var d = new Date(iso), s = (Date.now() - d) / 1000;
+    if (s < 60) return "now"; if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return d.toTimeString().slice(0, 5); return d.toLocaleDateString();
+  }
+  function refreshTimes() { document.querySelectorAll("time.conv-time").forEach(function (t) { t.textContent = ago(t.getAttribute("datetime")); }); }
+
+  // ----- the inbox list ------------------------------------------------------------------
+  function inBox(c) {
+    switch (cfg.box) {
+      case "new": return c.status === "new";
+      case "waiting": return c.status === "open" && c.last_message_sender === "visitor";
+      case "mine": return c.assignee === cfg.me && c.status !== "closed";
+      case "closed": return c.status === "closed";
+      default: return c.status !== "closed";
+    }
+  }
+  function row(c) {
+    var li = el("li", "conv-row" + (c.id === cfg.current ? " active" : "")); li.dataset.id = c.id;
+    var a = el("a"); a.href = cfg.inbox_url + c.id + "/?box=" + encodeURIComponent(cfg.box);
+    var top = el("span", "conv-top"); top.appendChild(el("strong", "conv-visitor", c.visitor));
+    var time = el("time", "conv-time", ago(c.last_message_at)); time.setAttribute("datetime", c.last_message_at || ""); top.appendChild(time);
+    a.appendChild(top);
+    a.appendChild(el("span", "conv-preview", (c.last_message_sender === "operator" ? "You: " : "") + (c.preview || "No messages yet")));
+    var meta = el("span", "conv-meta");
+    meta.appendChild(el("span", "badge badge-" + c.status, c.status.charAt(0).toUpperCase() + c.status.slice(1)));
+    meta.appendChild(document.createTextNode(" "));
+    meta.appendChild(el("span", "muted", c.channel_name + (c.assignee_name ? " · " + c.assignee_name : "")));
+    var badge = el("span", "unread", String(c.unread || 0)); badge.hidden = !c.unread; meta.appendChild(badge);
+    a.appendChild(meta); li.appendChild(a);
+    return li;
+  }
+  function upsert(c, moveTop) {
+    if (!list) return;
+    var old = list.querySelector('li[data-id="' + c.id + '"]');
+    if (c.id === cfg.current && document.visibilityState === "visible") c.unread = 0;
+    if (!inBox(c)) { if (old) old.remove(); return; }
+    var fresh = row(c);
+    if (old && !moveTop) list.replaceChild(fresh, old);
+    else { if (old) old.remove(); list.insertBefore(fresh, list.firstChild); }
+    var empty = $("conv-empty"); if (empty) empty.remove();
+    updateTitle();
+  }
+  function updateTitle() {
+    unreadTotal = 0;
+    list.querySelectorAll(".unread").forEach(function (b) { if (!b.hidden) unreadTotal += +b.textContent || 0; });
+    document.title = (unreadTotal ? "(" + unreadTotal + ") " : "") + baseTitle;
+  }
+  function beep() {
+    try {
+      var Ctx = window.AudioContext || window.webkitAudioContext; if (!Ctx) return;
+      var ctx = beep.ctx || (beep.ctx = new Ctx()), o = ctx.createOscillator(), g = ctx.createGain();
+      o.frequency.value = 880; g.gain.setValueAtTime(0.08, ctx.currentTime); g.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + 0.25);
+      o.connect(g); g.connect(ctx.destination); o.start(); o.stop(ctx.currentTime + 0.25);
+    } catch (e) { /* sound is a nicety */ }
+  }
+
+  // ----- the chat window -----------------------------------------------------------------
+  function render(m) {
+    if (!chatLog || m.conversation !== cfg.current) return;
+    var li = nodes[m.id] || chatLog.querySelector('li[data-id="' + m.id + '"]');
+    if (!li && m.client_id && pending[m.client_id]) { li = pending[m.client_id]; delete pending[m.client_id]; li.classList.remove("pending"); }
+    if (!li) {
+      li = el("li", "chat-msg chat-" + m.sender);
+      li.appendChild(el("span", "chat-author", m.sender === "visitor" ? chatLog.dataset.visitor : (m.author || "Openline")));
+      li.appendChild(el("span", "chat-bubble", m.text));
+      var time = el("time", "chat-time", new Date(m.created_at).toTimeString().slice(0, 5)); time.setAttribute("datetime", m.created_at);
+      li.appendChild(time);
+      chatLog.appendChild(li);
+    }
+    li.dataset.id = m.id; nodes[m.id] = li;
+    if (m.id > lastId) lastId = m.id;
+    if (m.sender === "visitor" && m.id > lastVisitorId) lastVisitorId = m.id;
+    if (m.sender === "operator") markOwn(li, m.read_at ? "Read" : m.delivered_at ? "Delivered" : "Sent");
+    chatLog.scrollTop = chatLog.scrollHeight;
+  }
+  function markOwn(li, text) {
+    var order = { Sent: 1, Delivered: 2, Read: 3 }, m = li.querySelector(".chat-mark");
+    if (!m) { m = el("span", "chat-mark"); li.appendChild(m); }
+    if ((order[text] || 0) > (order[m.textContent] || 0)) m.textContent = text;
+  }
+  function markRead() {
+    if (!cfg.current || document.visibilityState !== "visible" || lastVisitorId <= readUpTo) return;
+    readUpTo = lastVisitorId;
+    send({ type: "read", conversation: cfg.current, up_to: lastVisitorId });
+  }
+  if (chatLog) {
+    chatLog.querySelectorAll("li[data-id]").forEach(function (li) {
+      var id = +li.dataset.id; nodes[id] = li;
+      if (li.classList.contains("chat-visitor") && id > lastVisitorId) lastVisitorId = id;
+    });
+    chatLog.scrollTop = chatLog.scrollHeight;
+  }
+  function submitReply() {
+    var text = replyText.value;
+    if (!text.trim()) return;
+    replyText.value = "";
+    var cid = newId(), li = el("li", "chat-msg chat-operator pending");
+    li.appendChild(el("span", "chat-author", "You")); li.appendChild(el("span", "chat-bubble", text));
+    chatLog.appendChild(li); chatLog.scrollTop = chatLog.scrollHeight;
+    pending[cid] = li; li.dataset.text = text; li.dataset.cid = cid;
+    send({ type: "reply", conversation: cfg.current, text: text, client_id: cid });
+  }
+  if (reply) {
+    reply.onsubmit = function (e) { e.preventDefault(); submitReply(); };
+    replyText.onkeydown = function (e) { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitReply(); } };
+    replyText.oninput = function () {
+      var now = Date.now();
+      if (ready && now - sentTyping > 2500) { sentTyping = now; send({ type: "typing", conversation: cfg.current }); }
+    };
+  }
+
+  // ----- the three-dot menu's transfer dialog ------------------------------------------------
+  var openTransfer = $("open-transfer"), dialog = $("transfer-dialog");
+  if (openTransfer && dialog) {
+    openTransfer.onclick = function () { $("chat-menu").open = false; dialog.showModal(); };
+    $("cancel-transfer").onclick = function () { dialog.close(); };
+  }
+
+  // ----- the websocket -------------------------------------------------------------------
+  function send(frame) { if (ws && ready) ws.send(JSON.stringify(frame)); }
+  function connect() {
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console/");
+    ws.onmessage = function (e) { var f; try { f = JSON.parse(e.data); } catch (x) { return; } handle(f); };
+    ws.onclose = function (e) {
+      ready = false; ws = null; liveState.textContent = "offline"; liveState.className = "live-dot";
+      if (e.code === 4403) return;
+      setTimeout(connect, Math.min(15000, 400 * Math.pow(2, retries++)) * (0.75 + Math.random() / 2));
+    };
+  }
+  function handle(f) {
+    if (f.type === "ready") {
+      ready = true; retries = 0; liveState.textContent = "live"; liveState.className = "live-dot on";
+      if (cfg.current) send({ type: "sync", conversation: cfg.current, last_id: lastId });
+      Object.keys(pending).forEach(function (cid) { send({ type: "reply", conversation: cfg.current, text: pending[cid].dataset.text, client_id: cid }); });
+      markRead();
+    } else if (f.type === "history") {
+      f.messages.forEach(render); markRead();
+    } else if (f.type === "message") {
+      var m = f.message;
+      if (f.conversation) upsert(f.conversation, true);
+      render(m);
+      if (m.sender === "visitor") {
+        send({ type: "delivered", conversation: m.conversation, up_to: m.id });
+        if (m.conversation === cfg.current) { typingEl.textContent = ""; markRead(); }
+        if (m.conversation !== cfg.current || document.visibilityState !== "visible") beep();
+      }
+    } else if (f.type === "conversation.started") {
+      upsert(f.conversation, true); beep();
+    } else if (f.type === "conversation.closed" || f.type === "conversation.transferred") {
+      upsert(f.conversation, false);
+      if (f.conversation.id === cfg.current) {
+        var st = $("chat-status"); st.textContent = f.conversation.status.charAt(0).toUpperCase() + f.conversation.status.slice(1);
+        st.className = "badge badge-" + f.conversation.status;
+      }
+    } else if (f.type === "marks") {
+      if (f.conversation_state) upsert(f.conversation_state, false);
+      if (f.conversation === cfg.current && f.sender === "operator") {
+        Object.keys(nodes).forEach(function (id) { if (+id <= f.up_to && nodes[id].classList.contains("chat-operator")) markOwn(nodes[id], f.mark === "read" ? "Read" : "Delivered"); });
+      }
+    } else if (f.type === "typing" && f.sender === "visitor" && f.conversation === cfg.current) {
+      typingEl.textContent = "The client is typing…";
+      clearTimeout(typingTimer); typingTimer = setTimeout(function () { typingEl.textContent = ""; }, 4000);
+    } else if (f.type === "error") {
+      var li = f.client_id && pending[f.client_id];
+      if (li) { delete pending[f.client_id]; li.remove(); replyText.value = li.dataset.text; }
+      var note = el("li", "chat-error", f.message || "Something went wrong."); note.setAttribute("role", "alert");
+      if (chatLog) { chatLog.appendChild(note); chatLog.scrollTop = chatLog.scrollHeight; }
+    }
+  }
+  document.addEventListener("visibilitychange", function () { if (document.visibilityState === "visible") { markRead(); updateTitle(); } });
+  refreshTimes(); setInterval(refreshTimes, 30000);
+  if (list) updateTitle();
+  connect();
+})();

@@ -1,0 +1,250 @@
+"""The visitor's websocket: authenticated by a signed token, sees only its own conversations."""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+
+from openline.conversations import actions, events
+from openline.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    SenderKind,
+    Visitor,
+)
+from openline.conversations.protocol import (
+    CLOSE_AUTH_TIMEOUT,
+    CLOSE_UNAUTHENTICATED,
+    JsonFrameConsumer,
+    int_field,
+)
+from openline.core.ip import scope_client_ip
+from openline.livechat import limits, tokens
+from openline.livechat.gate import consent_offer, needs_consent, offer_payload
+from openline.openchannels.models import ConnectorKind, OpenChannel
+
+AUTH_TIMEOUT = 10
+HISTORY_LIMIT = 200
+
+
+def livechat_channel(code: str) -> OpenChannel | None:
+    """Return the active channel with an enabled live chat connector, or None."""
+    channel = (
+        OpenChannel.objects.select_related("agreement").filter(code=code, is_active=True).first()
+    )
+    if channel is None:
+        return None
+    connector = channel.connector(ConnectorKind.LIVECHAT)
+    return channel if connector is not None and connector.is_enabled else None
+
+
+def conversation_state(conversation) -> dict | None:
+    if conversation is None:
+        return None
+    return {
+        "id": conversation.id,
+        "status": conversation.status,
+        "closed_reason": conversation.closed_reason,
+    }
+
+
+def visitor_ready(*, channel, visitor, last_id: int, language: str) -> dict:
+    """Build the ``ready`` frame: a fresh token, the current conversation, missed messages, the gate."""
+    conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
+    current = conversations.order_by("-id").first()
+    if last_id:
+        messages = Message.objects.filter(
+            conversation__in=conversations, id__gt=last_id
+        ).select_related("author")
+        messages = list(messages.order_by("id")[:500])
+    elif current is not None:
+        messages = list(current.messages.select_related("author").order_by("-id")[:HISTORY_LIMIT])[
+            ::-1
+        ]
+    else:
+        messages = []
+    must = needs_consent(channel, visitor)
+    return {
+        "type": "ready",
+        "token": tokens.make_token(visitor=visitor, channel=channel),
+        "visitor": visitor.public_id.hex,
+        "conversation": conversation_state(current),
+        "messages": [events.message_payload(m) for m in messages],
+        "consent_required": must,
+        "consent": offer_payload(consent_offer(channel, language)) if must else None,
+        "has_consent": bool(channel.consent_enabled and not must),
+    }
+
+
+class VisitorConsumer(JsonFrameConsumer):
+    """One widget connection; the first frame must be ``auth`` with a valid token."""
+
+    frame_types = frozenset({"message", "typing", "delivered", "read", "withdraw", "sync", "ping"})
+
+    async def connect(self) -> None:
+        self.code = self.scope["url_route"]["kwargs"]["code"]
+        self.visitor: Visitor | None = None
+        self.channel_obj: OpenChannel | None = None
+        self.ip = scope_client_ip(self.scope)
+        self.user_agent = _header(self.scope, b"user-agent")[:1000]
+        self.language = "en"
+        await self.accept()
+        self.auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._auth_timeout)
+
+    def _auth_timeout(self) -> None:
+        if self.visitor is None:
+            asyncio.ensure_future(self.close(code=CLOSE_AUTH_TIMEOUT))
+
+    async def disconnect(self, code) -> None:
+        self.auth_timer.cancel()
+        if self.visitor is not None:
+            await self.channel_layer.group_discard(
+                events.visitor_group(self.visitor), self.channel_name
+            )
+
+    async def pre_dispatch(self, kind: str, frame: dict) -> bool:
+        if self.visitor is None:
+            if kind == "auth":
+                await self.authenticate(frame)
+            else:
+                # Nothing is told to a connection that has not shown a valid token.
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+            return False
+        if not limits.FRAMES_PER_CONNECTION.allow(self.channel_name):
+            await self.send_error("rate_limited", "Too many frames; slow down.")
+            return False
+        if kind == "message" and not (
+            limits.MESSAGES_PER_VISITOR.allow(self.visitor.public_id.hex)
+            and limits.MESSAGES_PER_IP.allow(self.ip or "unknown")
+        ):
+            await self.send_error(
+                "rate_limited",
+                "You are sending messages too quickly. Wait a moment.",
+                client_id=frame.get("client_id") if isinstance(frame.get("client_id"), str) else "",
+            )
+            return False
+        return True
+
+    async def authenticate(self, frame: dict) -> None:
+        try:
+            public_id = tokens.read_token(frame.get("token"), channel_code=self.code)
+            last_id = int_field(frame, "last_id", default=0)
+        except (tokens.BadToken, ValueError):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        language = frame.get("language")
+        if isinstance(language, str) and 0 < len(language) <= 10:
+            self.language = language
+        ready = await self._load(public_id, last_id)
+        if ready is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.auth_timer.cancel()
+        await self.channel_layer.group_add(events.visitor_group(self.visitor), self.channel_name)
+        await self.send_json(ready)
+
+    @database_sync_to_async
+    def _load(self, public_id: str, last_id: int) -> dict | None:
+        channel = livechat_channel(self.code)
+        if channel is None:
+            return None
+        visitor = Visitor.objects.filter(
+            public_id=public_id, channel=channel, erased_at__isnull=True
+        ).first()
+        if visitor is None:
+            return None
+        actions.touch_visitor(visitor=visitor)
+        self.visitor, self.channel_obj = visitor, channel
+        return visitor_ready(
+            channel=channel, visitor=visitor, last_id=last_id, language=self.language
+        )
+
+    # ----- frames ------------------------------------------------------------------------
+
+    async def frame_ping(self, frame: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def frame_sync(self, frame: dict) -> None:
+        last_id = int_field(frame, "last_id", default=0)
+        ready = await database_sync_to_async(visitor_ready)(
+            channel=self.channel_obj, visitor=self.visitor, last_id=last_id, language=self.language
+        )
+        await self.send_json(ready)
+
+    async def frame_message(self, frame: dict) -> None:
+        text = frame.get("text")
+        client_id = frame.get("client_id") or ""
+        conversation_id = frame.get("conversation")
+        if conversation_id is not None:
+            conversation_id = int_field(frame, "conversation")
+        page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
+        try:
+            message, created = await database_sync_to_async(actions.visitor_send)(
+                channel=self.channel_obj,
+                visitor=self.visitor,
+                conversation_id=conversation_id,
+                text=text,
+                client_id=client_id,
+                page_url=page_url[:2000],
+            )
+        except actions.ActionError as exc:
+            if exc.code == "consent_required":
+                offer = await database_sync_to_async(self._offer)()
+                exc.extra["consent"] = offer
+            raise
+        if not created:
+            # A resent frame: confirm it to this connection only; others already have it.
+            await self.send_json({"type": "message", "message": events.message_payload(message)})
+
+    def _offer(self) -> dict | None:
+        return offer_payload(consent_offer(self.channel_obj, self.language))
+
+    async def frame_typing(self, frame: dict) -> None:
+        conversation = await self._conversation(frame, open_only=True)
+        if conversation is not None:
+            await database_sync_to_async(actions.signal_typing)(
+                conversation=conversation, sender=SenderKind.VISITOR
+            )
+
+    async def frame_delivered(self, frame: dict) -> None:
+        await self._mark(frame, actions.mark_delivered)
+
+    async def frame_read(self, frame: dict) -> None:
+        await self._mark(frame, actions.mark_read)
+
+    async def _mark(self, frame: dict, action) -> None:
+        up_to = int_field(frame, "up_to")
+        conversation = await self._conversation(frame)
+        if conversation is None:
+            raise actions.ActionError("not_found", "This conversation does not exist.")
+        await database_sync_to_async(action)(
+            conversation=conversation, reader=SenderKind.VISITOR, up_to=up_to
+        )
+
+    async def frame_withdraw(self, frame: dict) -> None:
+        page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
+        record = await database_sync_to_async(actions.withdraw_livechat_consent)(
+            channel=self.channel_obj,
+            visitor=self.visitor,
+            page_url=page_url[:2000],
+            ip=self.ip,
+            user_agent=self.user_agent,
+        )
+        await self.send_json({"type": "withdrawn", "record": str(record.uuid)})
+
+    @database_sync_to_async
+    def _conversation(self, frame: dict, open_only: bool = False):
+        conversation_id = int_field(frame, "conversation")
+        conversations = Conversation.objects.filter(visitor=self.visitor, channel=self.channel_obj)
+        if open_only:
+            conversations = conversations.exclude(status=ConversationStatus.CLOSED)
+        return conversations.select_related("visitor").filter(pk=conversation_id).first()
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""

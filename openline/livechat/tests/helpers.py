@@ -1,0 +1,91 @@
+"""Helpers shared by the live chat tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from openline.conversations import actions
+from openline.livechat import tokens
+from openline.livechat.gate import consent_offer
+
+
+def accepted_for(channel, language="en") -> actions.AcceptedConsent:
+    shown = consent_offer(channel, language)
+    return actions.AcceptedConsent(
+        version_id=shown.version.id, language=shown.language, sha256=shown.sha256
+    )
+
+
+def consented_visitor(
+    channel,
+    text="Hello",
+    client_id="first",
+    page_url="https://shop.example/pricing",
+    ip="203.0.113.7",
+):
+    """Run the accept flow like the widget does and return (started, token)."""
+    started = actions.livechat_start(
+        channel=channel,
+        visitor=None,
+        accepted=accepted_for(channel),
+        page_url=page_url,
+        ip=ip,
+        user_agent="Mozilla/5.0 test",
+        language="en",
+        text=text,
+        client_id=client_id,
+    )
+    return started, tokens.make_token(visitor=started.visitor, channel=channel)
+
+
+class WsClient:
+    """A real websocket client with a few test conveniences."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.received: list = []
+
+    @classmethod
+    async def open(cls, server, path: str, headers: dict | None = None):
+        import websockets
+
+        url = server.url.replace("http://", "ws://") + path
+        ws = await websockets.connect(
+            url, origin=server.url, additional_headers=headers or {}, open_timeout=5
+        )
+        return cls(ws)
+
+    async def send_json_to(self, data) -> None:
+        await self.ws.send(json.dumps(data))
+
+    async def send_to(self, text_data=None, bytes_data=None) -> None:
+        await self.ws.send(text_data if text_data is not None else bytes_data)
+
+    async def receive_json_from(self, timeout: float = 5):
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        frame = json.loads(raw)
+        self.received.append(frame)
+        return frame
+
+    async def receive_nothing(self, timeout: float = 0.2) -> bool:
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        except TimeoutError:
+            return True
+        self.received.append(json.loads(raw))
+        return False
+
+    async def close_code(self, timeout: float = 5) -> int | None:
+        """Wait for the server to close; return its close code (frames before it are kept)."""
+        import websockets
+
+        try:
+            while True:
+                raw = await asyncio.wait_for(self.ws.recv(), timeout)
+                self.received.append(json.loads(raw))
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+
+    async def disconnect(self) -> None:
+        await self.ws.close()

@@ -1,0 +1,236 @@
+"""Public live chat endpoints: the loader script, the iframe, starting a chat, the consent receipt.
+
+The widget authenticates with its visitor token (``Authorization: Bearer``),
+never with cookies, so these endpoints are CSRF-exempt; the start endpoint
+also refuses requests whose Origin is not Openline's own (the iframe's).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from openline.consent.models import ConsentState
+from openline.consent.services import current_state
+from openline.conversations import actions, events
+from openline.conversations.models import Visitor
+from openline.core.ip import request_client_ip
+from openline.livechat import limits, tokens
+from openline.livechat.consumers import conversation_state, livechat_channel
+from openline.livechat.gate import consent_offer, offer_payload
+from openline.livechat.origins import allowed_origins
+from openline.livechat.strings import widget_strings
+
+WIDGET_LANGUAGES = ("en", "de")
+MAX_BODY = 20_000
+
+
+def public_origin(request: HttpRequest) -> str:
+    """Return the origin the widget is served from (OPENLINE_PUBLIC_URL, else this request's)."""
+    if settings.OPENLINE_PUBLIC_URL:
+        parts = urlsplit(settings.OPENLINE_PUBLIC_URL)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{request.scheme}://{request.get_host()}"
+
+
+def widget_language(request: HttpRequest) -> str:
+    """Pick the widget's language from the browser's Accept-Language."""
+    for part in request.headers.get("Accept-Language", "").split(","):
+        code = part.split(";")[0].strip().lower().split("-")[0]
+        if code in WIDGET_LANGUAGES:
+            return code
+    return "en"
+
+
+def _channel_or_404(code: str):
+    channel = livechat_channel(code)
+    if channel is None:
+        raise Http404("No live chat here")
+    return channel
+
+
+@require_GET
+def loader(request: HttpRequest, code: str) -> HttpResponse:
+    """Serve the small script a website embeds: a launcher button and the chat iframe."""
+    if livechat_channel(code) is None:
+        response = HttpResponse("/* Openline: this live chat is not available. */\n", status=404)
+        response["Content-Type"] = "text/javascript; charset=utf-8"
+        return response
+    origin = public_origin(request)
+    body = render_to_string("livechat/loader.js", {"origin": origin, "code": code})
+    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@never_cache
+@xframe_options_exempt
+@require_GET
+def frame(request: HttpRequest, code: str) -> HttpResponse:
+    """Serve the chat itself, inside an iframe on the allowed websites only."""
+    channel = _channel_or_404(code)
+    language = widget_language(request)
+    with translation.override(language):
+        config = {
+            "code": channel.code,
+            "language": language,
+            "ws": f"/ws/widget/{channel.code}/",
+            "start": reverse("livechat_public:start", kwargs={"code": channel.code}),
+            "receipt": reverse("livechat_public:receipt", kwargs={"code": channel.code}),
+            "consent": offer_payload(consent_offer(channel, language)),
+            "t": widget_strings(),
+        }
+        response = render(
+            request,
+            "livechat/frame.html",
+            {"config": config, "channel": channel, "language": language},
+        )
+    origins = allowed_origins(channel)
+    host = request.get_host()
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'none'; "
+        f"frame-ancestors {' '.join(origins) if origins else chr(39) + 'none' + chr(39)}"
+    )
+    return response
+
+
+def _json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message, **extra}, status=status)
+
+
+def _same_origin(request: HttpRequest) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.get_host()}"
+
+
+@csrf_exempt
+@require_POST
+def start(request: HttpRequest, code: str) -> JsonResponse:
+    """Start a chat with the waiting first message, after the client accepted the consent."""
+    channel = _channel_or_404(code)
+    if not _same_origin(request):
+        return _json_error(403, "bad_origin", "Start the chat from the Openline widget.")
+    ip = request_client_ip(request)
+    if not limits.STARTS_PER_IP.allow(ip or "unknown"):
+        return _json_error(429, "rate_limited", "Too many chats started; wait a moment.")
+    if len(request.body) > MAX_BODY:
+        return _json_error(
+            413, "too_long", f"A message can be at most {actions.MAX_TEXT} characters."
+        )
+    try:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError
+    except ValueError:
+        return _json_error(400, "bad_json", "Send a JSON object.")
+    visitor = None
+    token = tokens.bearer(request)
+    if token:
+        try:
+            public_id = tokens.read_token(token, channel_code=channel.code)
+        except tokens.BadToken:
+            return _json_error(401, "bad_token", "Your chat session has expired.")
+        visitor = Visitor.objects.filter(
+            public_id=public_id, channel=channel, erased_at__isnull=True
+        ).first()
+        if visitor is None:
+            return _json_error(401, "bad_token", "Your chat session has expired.")
+    language = (
+        data.get("language") if isinstance(data.get("language"), str) else widget_language(request)
+    )
+    accepted = _accepted(data.get("consent"))
+    page_url = data.get("page_url") if isinstance(data.get("page_url"), str) else ""
+    try:
+        started = actions.livechat_start(
+            channel=channel,
+            visitor=visitor,
+            accepted=accepted,
+            page_url=_clean_url(page_url),
+            ip=ip,
+            user_agent=request.headers.get("User-Agent", ""),
+            language=language[:10],
+            text=data.get("text"),
+            client_id=data.get("client_id") or "",
+        )
+    except actions.ActionError as exc:
+        if exc.code in ("consent_required", "consent_changed"):
+            return _json_error(
+                409, exc.code, exc.message, consent=offer_payload(consent_offer(channel, language))
+            )
+        status = 404 if exc.code == "not_found" else 400
+        return _json_error(status, exc.code, exc.message)
+    return JsonResponse(
+        {
+            "token": tokens.make_token(visitor=started.visitor, channel=channel),
+            "visitor": started.visitor.public_id.hex,
+            "conversation": conversation_state(started.conversation),
+            "message": events.message_payload(started.message),
+            "record": str(started.record.uuid) if started.record else None,
+        },
+        status=201,
+    )
+
+
+def _accepted(raw) -> actions.AcceptedConsent | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        version = raw["version"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            return None
+        return actions.AcceptedConsent(
+            version_id=version, language=str(raw["language"])[:10], sha256=str(raw["sha256"])[:64]
+        )
+    except KeyError:
+        return None
+
+
+def _clean_url(url: str) -> str:
+    """Keep only http(s) page URLs; anything else is not a page the client was on."""
+    url = url.strip()[:2000]
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        return ""
+    return url if scheme in ("http", "https") else ""
+
+
+@never_cache
+@require_GET
+def receipt(request: HttpRequest, code: str) -> HttpResponse:
+    """Download the receipt of the client's consent as JSON (visitor token required)."""
+    channel = _channel_or_404(code)
+    try:
+        public_id = tokens.read_token(tokens.bearer(request), channel_code=channel.code)
+    except tokens.BadToken:
+        return _json_error(401, "bad_token", "Your chat session has expired.")
+    visitor = Visitor.objects.filter(
+        public_id=public_id, channel=channel, erased_at__isnull=True
+    ).first()
+    if visitor is None or channel.agreement_id is None:
+        return _json_error(404, "no_consent", "There is no consent to show.")
+    record = current_state(visitor=visitor, agreement=channel.agreement)
+    if record is None or record.state != ConsentState.GIVEN:
+        return _json_error(404, "no_consent", "There is no consent to show.")
+    try:
+        build_receipt = importlib.import_module("openline.consent.receipts").build_receipt
+    except (ImportError, AttributeError):
+        return _json_error(503, "unavailable", "Receipts are not available yet.")
+    body = json.dumps(build_receipt(record), indent=2, default=str)
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{record.uuid}.json"'
+    return response
