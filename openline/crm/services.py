@@ -46,6 +46,7 @@ MESSENGER_ORIGINS = frozenset(
 )
 MATCH_WORDS = {
     "visitor": "the same client",
+    "conversation": "this chat",
     IdentityKind.MESSENGER: "messenger identity",
     IdentityKind.EMAIL: "email",
     IdentityKind.PHONE: "phone",

@@ -21,7 +21,7 @@ from openline.crm import services
 from openline.crm.forms import ItemFilterForm, ItemForm, NoteForm, SaveToCrmForm
 from openline.crm.models import CrmConversation, CrmErasure, CrmIdentity, CrmItem, IdentityKind
 from openline.crm.normalize import search_digits
-from openline.openchannels.models import OpenChannel
+from openline.openchannels.models import CrmItemKind, OpenChannel
 
 PAGE_SIZE = 25
 
@@ -172,7 +172,7 @@ def item_detail(request: StaffRequest, pk: int) -> HttpResponse:
         "phones": [i for i in identities if i.kind == IdentityKind.PHONE],
         "messengers": [i for i in identities if i.kind == IdentityKind.MESSENGER],
         "notes": item.notes.all(),
-        "changes": item.changes.all()[:50],
+        "changes": [{"change": c, "lines": describe_change(c)} for c in item.changes.all()[:50]],
         "note_form": NoteForm(),
         "can_delete": services.can_delete(request.user, item),
         "can_export": request.user.role == Role.ADMINISTRATOR,
@@ -181,6 +181,41 @@ def item_detail(request: StaffRequest, pk: int) -> HttpResponse:
     }
     context["records_rows"] = [{"record": r, "url": context["record_url"](r)} for r in records]
     return render(request, "crm/item_detail.html", context)
+
+
+CHANGE_LABELS = {
+    "name": "Name",
+    "responsible": "Responsible operator",
+    "emails": "Emails",
+    "phones": "Phones",
+    "kind": "Kind",
+    "note": "Note",
+}
+
+
+def _plain(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    if value in CrmItemKind.values:
+        return CrmItemKind(value).label
+    return str(value) if value not in (None, "") else "—"
+
+
+def describe_change(change) -> list[str]:
+    """Turn a change's JSON into readable lines: "Name: Jane → Jane Doe"."""
+    lines = []
+    for key, value in (change.changes or {}).items():
+        if key == "identities_added":
+            lines.append("Added " + _plain(value))
+        elif key == "conversation":
+            lines.append(f"Chat #{value}")
+        elif key == "matched_by":
+            lines.append(f"Matched by {services.MATCH_WORDS.get(value, value)}")
+        elif isinstance(value, list) and len(value) == 2 and key in CHANGE_LABELS:
+            lines.append(f"{CHANGE_LABELS[key]}: {_plain(value[0])} → {_plain(value[1])}")
+        else:
+            lines.append(f"{CHANGE_LABELS.get(key, key)}: {_plain(value)}")
+    return lines
 
 
 def _record_url_maker():

@@ -193,5 +193,7 @@ def test_notes_convert_and_edit_over_http(operator, operator_client, chat):
     html = operator_client.get(base).content.decode()
     assert "&lt;b&gt;VIP&lt;/b&gt;" in html  # client-facing text is escaped
     assert "Converted to contact" in html and "Note added" in html
+    assert "Name: Jane → Jane D." in html
+    assert "Kind: Lead → Contact" in html
     item.refresh_from_db()
     assert item.kind == "contact" and item.name == "Jane D."
