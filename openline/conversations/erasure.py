@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from openline.conversations.models import Message, Visitor
+from openline.conversations.models import Conversation, Message, Visitor
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
     visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
     conversation_ids = list(visitor.conversations.values_list("pk", flat=True))
     deleted, _ = Message.objects.filter(conversation_id__in=conversation_ids).delete()
+    # The inbox keeps a preview of the newest message: it is message text too.
+    Conversation.objects.filter(pk__in=conversation_ids).update(last_message_preview="")
     already = visitor.erased_at is not None
     if not already:
         visitor.name = ""

@@ -176,7 +176,7 @@ def item_detail(request: StaffRequest, pk: int) -> HttpResponse:
         "note_form": NoteForm(),
         "can_delete": services.can_delete(request.user, item),
         "can_export": request.user.role == Role.ADMINISTRATOR,
-        "record_url": _record_url_maker(),
+        "record_url": _record_url_maker(request.user),
         "section": "crm",
     }
     context["records_rows"] = [{"record": r, "url": context["record_url"](r)} for r in records]
@@ -218,16 +218,11 @@ def describe_change(change) -> list[str]:
     return lines
 
 
-def _record_url_maker():
-    """Link a record to its page in the registry, or to the Obtained consents list."""
-    from django.urls import NoReverseMatch
-
-    try:
-        reverse("consent:record", kwargs={"uuid": "00000000-0000-0000-0000-000000000000"})
-    except NoReverseMatch:
-        base = reverse("consent:records")
-        return lambda record: f"{base}?record={record.uuid}"
-    return lambda record: reverse("consent:record", kwargs={"uuid": record.uuid})
+def _record_url_maker(user):
+    """Link records to their page in the registry, which administrators (and auditors) open."""
+    if user.role != Role.ADMINISTRATOR:
+        return lambda record: ""
+    return lambda record: reverse("consent:record_detail", kwargs={"record_uuid": record.uuid})
 
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
