@@ -37,7 +37,7 @@ def make_chat(channel, *, name="", email="", phone="", origin="livechat", extern
     return conversation
 
 
-def accept_consent(conversation, *, ip="203.0.113.7"):
+def accept_consent(conversation, *, ip="203.0.113.7", address=PAGE_URL):
     """Record the client's "I accept" in the live chat, as the widget does."""
     channel = conversation.channel
     return record_consent(
@@ -49,7 +49,7 @@ def accept_consent(conversation, *, ip="203.0.113.7"):
         origin=ConsentOrigin.LIVECHAT,
         source_type=SourceType.WEBSITE,
         source_label="shop.example.com",
-        address=PAGE_URL,
+        address=address,
         ip=ip,
         user_agent=conversation.visitor.user_agent,
         channel=channel,

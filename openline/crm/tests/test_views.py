@@ -111,6 +111,21 @@ def test_administrator_gets_links_to_the_records(operator, admin_client, chat):
         assert admin_client.get(url).status_code == 200
 
 
+def test_client_supplied_page_url_never_becomes_a_script_link(operator, admin_client, channel):
+    from openline.crm.tests.conftest import accept_consent
+
+    chat = make_chat(channel, name="Mallory")
+    chat.page_url = "javascript:alert(1)"
+    chat.save()
+    accept_consent(chat, address="javascript:alert(document.cookie)")
+    item = services.save_conversation_to_crm(
+        actor=operator, conversation=chat, name="<b>M</b>"
+    ).item
+    html = admin_client.get(f"/console/crm/items/{item.pk}/").content.decode()
+    assert 'href="javascript:' not in html
+    assert "<b>M</b>" not in html and "&lt;b&gt;M&lt;/b&gt;" in html
+
+
 def test_operator_sees_only_their_channels_items(chat, operator, other_operator):
     item = services.save_conversation_to_crm(actor=operator, conversation=chat, name="Jane").item
     client = Client()
