@@ -533,12 +533,9 @@ def withdraw_livechat_consent(
             status=ConversationStatus.CLOSED
         )
     )
-    record = consent_services.record_consent(
+    record = consent_services.withdraw_consent(
         visitor=visitor,
-        version=latest.version,
-        language=latest.language,
-        state="withdrawn",
-        method="withdrawn_by_client",
+        agreement=channel.agreement,
         origin="livechat",
         source_type="website",
         source_id=channel.code,
@@ -549,7 +546,7 @@ def withdraw_livechat_consent(
         user_agent=user_agent,
         channel=channel,
         conversation=open_conversations[0] if open_conversations else latest.conversation,
-        evidence={"widget": "livechat", "withdraws": str(latest.uuid)},
+        evidence={"widget": "livechat"},
     )
     for conversation in open_conversations:
         close_conversation(

@@ -89,3 +89,16 @@ class WsClient:
 
     async def disconnect(self) -> None:
         await self.ws.close()
+
+
+def on_server(live_asgi, fn, **kwargs):
+    """Run an action like a view would: in a worker thread of the live server's event loop.
+
+    Playwright's sync API keeps an event loop in the test thread, where async_to_sync (used to
+    publish events after commit) cannot run; the live server's loop is also the one whose
+    in-memory channel layer the consumers listen on.
+    """
+    from asgiref.sync import sync_to_async
+
+    loop = live_asgi.server.servers[0].get_loop()
+    return asyncio.run_coroutine_threadsafe(sync_to_async(fn)(**kwargs), loop).result(15)

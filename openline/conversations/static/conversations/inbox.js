@@ -47,12 +47,19 @@
     if (!list) return;
     var old = list.querySelector('li[data-id="' + c.id + '"]');
     if (c.id === cfg.current && document.visibilityState === "visible") c.unread = 0;
+    setStatus(c);
     if (!inBox(c)) { if (old) old.remove(); return; }
     var fresh = row(c);
     if (old && !moveTop) list.replaceChild(fresh, old);
     else { if (old) old.remove(); list.insertBefore(fresh, list.firstChild); }
     var empty = $("conv-empty"); if (empty) empty.remove();
     updateTitle();
+  }
+  function setStatus(c) {
+    var st = $("chat-status");
+    if (!st || c.id !== cfg.current) return;
+    st.textContent = c.status.charAt(0).toUpperCase() + c.status.slice(1);
+    st.className = "badge badge-" + c.status;
   }
   function updateTitle() {
     unreadTotal = 0;
@@ -162,10 +169,6 @@
       upsert(f.conversation, true); beep();
     } else if (f.type === "conversation.closed" || f.type === "conversation.transferred") {
       upsert(f.conversation, false);
-      if (f.conversation.id === cfg.current) {
-        var st = $("chat-status"); st.textContent = f.conversation.status.charAt(0).toUpperCase() + f.conversation.status.slice(1);
-        st.className = "badge badge-" + f.conversation.status;
-      }
     } else if (f.type === "marks") {
       if (f.conversation_state) upsert(f.conversation_state, false);
       if (f.conversation === cfg.current && f.sender === "operator") {
