@@ -9,8 +9,8 @@ batch number), never the clients giving consent.
 
 On PostgreSQL, record ids come from a sequence and a slow transaction may commit
 id 41 after id 42 is visible. Before sealing up to the highest visible id the
-sealer waits until every transaction that was running when it looked has
-finished, so no lower id can appear later. SQLite has one writer at a time, so
+sealer waits until every transaction then writing to the records table has
+finished (they hold its RowExclusiveLock), so no lower id can appear later. SQLite has one writer at a time, so
 what is visible is final.
 
 ``verify_registry`` recomputes every leaf, root and link and names the first
@@ -192,27 +192,32 @@ def _settled_high_water_mark(timeout: float) -> int | None:
     if connection.vendor != "postgresql":
         return ConsentRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
     with connection.cursor() as cursor:
-        # One statement, one snapshot: the highest visible id and who was still running.
+        cursor.execute("SELECT max(id) FROM consent_consentrecord")
+        high = cursor.fetchone()[0] or 0
+        # A transaction that took an id <= high and has not committed yet inserted a row,
+        # so it holds RowExclusiveLock on the table until it ends. Wait only for those
+        # writers (not for unrelated long transactions), identified by virtual xid.
         cursor.execute(
-            "SELECT (SELECT max(id) FROM consent_consentrecord), "
-            "ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text), "
-            "pg_current_xact_id_if_assigned()::text"
+            "SELECT DISTINCT virtualtransaction FROM pg_locks "
+            "WHERE locktype = 'relation' AND relation = 'consent_consentrecord'::regclass "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()"
         )
-        high, running, own = cursor.fetchone()
-        running = [xid for xid in running if xid != own]
+        writers = [row[0] for row in cursor.fetchall()]
         deadline = time.monotonic() + timeout
-        while running:
+        while writers:
             cursor.execute(
-                "SELECT x FROM unnest(%s::text[]) AS x WHERE pg_xact_status(x::xid8) = 'in progress'",
-                [running],
+                "SELECT DISTINCT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' "
+                "AND virtualxid = ANY(%s)",
+                [writers],
             )
-            running = [row[0] for row in cursor.fetchall()]
-            if not running:
+            writers = [row[0] for row in cursor.fetchall()]
+            if not writers:
                 break
             if time.monotonic() > deadline:
                 return None
-            time.sleep(0.05)
-    return high or 0
+            time.sleep(0.02)
+    return high
 
 
 @dataclass

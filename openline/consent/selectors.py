@@ -246,11 +246,13 @@ def after_cursor(
     if cursor is None:
         return qs
     created_at, pk = cursor
-    # A row-value comparison lets both databases walk the (created_at, id) index directly.
+    # A row-value comparison lets both databases walk the (created_at, id) index directly;
+    # the timestamp goes through the backend's adapter so SQLite compares like with like.
     table = ConsentRecord._meta.db_table
-    return qs.filter(created_at__lte=created_at).extra(  # noqa: S610 - fixed SQL, values passed as parameters
+    stamp = connection.ops.adapt_datetimefield_value(created_at)
+    return qs.filter(created_at__lte=created_at).extra(  # noqa: S610 - fixed SQL, values as parameters
         where=[f'("{table}"."created_at", "{table}"."id") < (%s, %s)'],
-        params=[created_at, pk],
+        params=[stamp, pk],
     )
 
 

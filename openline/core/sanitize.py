@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import nh3
-from django.utils.html import escape, linebreaks, urlize
+from django.utils.html import linebreaks, urlize
 
 ALLOWED_TAGS = {
     "p",
@@ -41,7 +41,9 @@ def sanitize_html(text: str) -> str:
 
 def plain_text_to_html(text: str) -> str:
     """Show plain text as escaped paragraphs with line breaks and clickable links."""
-    html = linebreaks(urlize(escape(text.strip()), nofollow=False, autoescape=False))
+    # urlize escapes everything that is not a link itself (autoescape=True); linebreaks then
+    # wraps the already-escaped text in paragraphs without escaping it twice.
+    html = linebreaks(urlize(text.strip(), nofollow=False, autoescape=True), autoescape=False)
     # urlize adds rel="nofollow" only when asked; links still need noopener.
     return sanitize_html(html)
 
