@@ -305,6 +305,7 @@ def _save_client(
     link = CrmConversation.objects.select_related("item").filter(conversation=conversation).first()
     already_saved = link is not None
     created = False
+    match: Match | None
     if link is not None:
         item = link.item
         match = Match(item=item, matched_by="conversation")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -133,7 +134,9 @@ def item_list(request: StaffRequest) -> HttpResponse:
     )
 
 
-def _consent_line(records: list[ConsentRecord], conversations: list[Conversation]) -> dict | None:
+def _consent_line(
+    records: Sequence[ConsentRecord], conversations: Sequence[Conversation]
+) -> dict | None:
     """Find where consent was obtained: the first given record from the client themselves."""
     for record in records:
         if record.state == ConsentState.GIVEN and record.origin != ConsentOrigin.CRM:
@@ -410,9 +413,8 @@ def _saved_message(result: services.SaveResult) -> str:
     elif result.created:
         text = f"Saved to CRM as {result.item.label}."
     else:
-        text = (
-            f"Linked to the existing {result.item.label} (matched by {result.match.description})."
-        )
+        how = result.match.description if result.match else "its data"
+        text = f"Linked to the existing {result.item.label} (matched by {how})."
     if result.consent_records:
         text += " The client's consent is now linked to this CRM item."
     return text

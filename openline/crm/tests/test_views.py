@@ -180,6 +180,12 @@ def test_delete_confirmation_then_second_attempt_says_already_gone(operator, adm
     response = admin_client.post(url, follow=True)
     assert "2 consent records kept as proof" in response.content.decode()
 
+    # The kept records now show the client as "Deleted client" with the pseudonymous id.
+    registry = admin_client.get("/console/obtained-consents/").content.decode()
+    chat.visitor.refresh_from_db()
+    assert registry.count(f"Deleted client {str(chat.visitor.public_id)[:8]}") == 2
+    assert "Jane" not in registry
+
     again = admin_client.post(url)
     assert again.status_code == 410
     assert "already gone" in again.content.decode()
