@@ -50,7 +50,10 @@ def host_site(live_asgi, channel, administrator):
 
     site = HostSite(live_asgi.url, channel.code)
     set_connector(
-        actor=administrator, channel=channel, kind="livechat", is_enabled=True,
+        actor=administrator,
+        channel=channel,
+        kind="livechat",
+        is_enabled=True,
         config={CONFIG_KEY: [site.origin]},
     )
     yield site

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,9 @@ def operator_page(browser, live_asgi, username="otto"):
     return page
 
 
-def test_accept_flow_records_consent_and_the_chat_reaches_the_operator(browser, live_asgi, host_site, channel):
+def test_accept_flow_records_consent_and_the_chat_reaches_the_operator(
+    browser, live_asgi, host_site, channel
+):
     context = visitor_context(browser)
     page = context.new_page()
     frame = open_widget(page, host_site)
@@ -64,7 +67,11 @@ def test_accept_flow_records_consent_and_the_chat_reaches_the_operator(browser, 
     frame.get_by_role("button", name="I accept").click()
     frame.locator(".ol-me .ol-meta").filter(has_text=re.compile("Sent|Delivered|Read")).wait_for()
     record = ConsentRecord.objects.get()
-    assert record.state == "given" and record.method == "clicked_accept" and record.origin == "livechat"
+    assert (
+        record.state == "given"
+        and record.method == "clicked_accept"
+        and record.origin == "livechat"
+    )
     assert record.source_type == "website" and record.source_label == "127.0.0.2"
     assert record.address == host_site.url
     assert record.ip == "127.0.0.1"
@@ -138,8 +145,10 @@ def test_decline_stores_nothing_and_sends_nothing(browser, host_site, channel):
     context.close()
 
 
-def test_client_html_runs_no_script_in_the_widget_or_the_console(browser, live_asgi, host_site, channel):
-    payload = '<img src=x onerror="window.top.__pwned=1;document.title=\'pwned\'"><script>window.__pwned=2</script>'
+def test_client_html_runs_no_script_in_the_widget_or_the_console(
+    browser, live_asgi, host_site, channel
+):
+    payload = "<img src=x onerror=\"window.top.__pwned=1;document.title='pwned'\"><script>window.__pwned=2</script>"
     context = visitor_context(browser)
     page = context.new_page()
     frame = open_widget(page, host_site)
@@ -171,7 +180,9 @@ def test_client_html_runs_no_script_in_the_widget_or_the_console(browser, live_a
     other.context.close()
 
 
-def test_reconnect_resends_and_resyncs_without_loss_or_duplicates(storage_browser, live_asgi, host_site, channel, operator):
+def test_reconnect_resends_and_resyncs_without_loss_or_duplicates(
+    storage_browser, live_asgi, host_site, channel, operator
+):
     from openline.conversations import actions
 
     context = visitor_context(storage_browser)
@@ -195,11 +206,19 @@ def test_reconnect_resends_and_resyncs_without_loss_or_duplicates(storage_browse
     server.close()
     ws.close(code=4000)
     frame.get_by_text("Reconnecting…").wait_for()
-    on_server(live_asgi, actions.send_reply, conversation=conversation, actor=operator, text="answer while you were away")
+    on_server(
+        live_asgi,
+        actions.send_reply,
+        conversation=conversation,
+        actor=operator,
+        text="answer while you were away",
+    )
     write(frame, "written while offline")
     frame.locator(".ol-status").wait_for(state="hidden", timeout=20_000)
     frame.locator(".ol-op .ol-bubble").filter(has_text="answer while you were away").wait_for()
-    frame.locator(".ol-me:not(.ol-pending) .ol-bubble").filter(has_text="written while offline").wait_for()
+    frame.locator(".ol-me:not(.ol-pending) .ol-bubble").filter(
+        has_text="written while offline"
+    ).wait_for()
     assert len(routes) >= 2
     page.wait_for_timeout(500)
     texts = frame.locator(".ol-bubble").all_inner_texts()
@@ -212,13 +231,19 @@ def test_reconnect_resends_and_resyncs_without_loss_or_duplicates(storage_browse
     frame = page.frame_locator("iframe[title='Chat with us']")
     frame.locator(".ol-bubble").filter(has_text="written while offline").wait_for()
     texts = frame.locator(".ol-bubble").all_inner_texts()
-    assert [t for t in texts if t in ("first", "answer while you were away", "written while offline")] == [
-        "first", "answer while you were away", "written while offline",
+    assert [
+        t for t in texts if t in ("first", "answer while you were away", "written while offline")
+    ] == [
+        "first",
+        "answer while you were away",
+        "written while offline",
     ]
     context.close()
 
 
-def test_returning_visitor_is_not_asked_again_until_a_new_version(storage_browser, live_asgi, host_site, channel, administrator, operator):
+def test_returning_visitor_is_not_asked_again_until_a_new_version(
+    storage_browser, live_asgi, host_site, channel, administrator, operator
+):
     from openline.consent.services import update_agreement
     from openline.conversations import actions
 
@@ -229,7 +254,12 @@ def test_returning_visitor_is_not_asked_again_until_a_new_version(storage_browse
     frame.get_by_role("button", name="I accept").click()
     frame.locator(".ol-me .ol-meta").filter(has_text=re.compile("Sent|Delivered|Read")).wait_for()
     visitor = Visitor.objects.get()
-    on_server(live_asgi, actions.close_conversation, conversation=Conversation.objects.get(), actor=operator)
+    on_server(
+        live_asgi,
+        actions.close_conversation,
+        conversation=Conversation.objects.get(),
+        actor=operator,
+    )
 
     # Same browser, later: no gate, a new conversation starts straight away.
     page.goto(host_site.url)
@@ -242,13 +272,18 @@ def test_returning_visitor_is_not_asked_again_until_a_new_version(storage_browse
     assert Visitor.objects.count() == 1 and Conversation.objects.count() == 2
     assert ConsentRecord.objects.count() == 1
     on_server(
-        live_asgi, actions.close_conversation,
-        conversation=Conversation.objects.order_by("-id").first(), actor=operator,
+        live_asgi,
+        actions.close_conversation,
+        conversation=Conversation.objects.order_by("-id").first(),
+        actor=operator,
     )
 
     # The consent text changes: the next conversation needs the new version.
     on_server(
-        live_asgi, update_agreement, actor=administrator, agreement=channel.agreement,
+        live_asgi,
+        update_agreement,
+        actor=administrator,
+        agreement=channel.agreement,
         texts={"en": "Version two: we also keep chat transcripts for 1 year."},
     )
     page.goto(host_site.url)
@@ -259,7 +294,9 @@ def test_returning_visitor_is_not_asked_again_until_a_new_version(storage_browse
     frame.locator("#ol-gate").get_by_text("Version two").wait_for()
     screenshot(page, "widget-consent-gate-new-version", full_page=False)
     frame.get_by_role("button", name="I accept").click()
-    frame.locator(".ol-me:not(.ol-waiting):not(.ol-pending) .ol-bubble").filter(has_text="third visit").wait_for()
+    frame.locator(".ol-me:not(.ol-waiting):not(.ol-pending) .ol-bubble").filter(
+        has_text="third visit"
+    ).wait_for()
     latest = ConsentRecord.objects.order_by("-id").first()
     assert latest.visitor == visitor and latest.version.number == 2 and latest.state == "given"
     context.close()
@@ -278,7 +315,7 @@ def test_withdrawal_from_the_widget_menu(storage_browser, host_site, channel):
     receipt_path = download.value.path()
     import json
 
-    receipt = json.loads(open(receipt_path).read())
+    receipt = json.loads(Path(receipt_path).read_text())
     assert str(ConsentRecord.objects.get().uuid) in json.dumps(receipt)
     frame.get_by_role("button", name="Menu").click()
     screenshot(page, "widget-menu", full_page=False)
