@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
+from ninja.responses import Status
 from ninja.errors import HttpError
 
 from openline.accounts.models import Role
@@ -236,7 +237,7 @@ def create_record(request: HttpRequest, payload: RecordIn):
         )
     except ValidationError as exc:
         raise HttpError(422, " ".join(exc.messages)) from exc
-    return 201, _out(_get_record(record.uuid))
+    return Status(201, _out(_get_record(record.uuid)))
 
 
 @router.post(
@@ -263,7 +264,7 @@ def withdraw(request: HttpRequest, payload: WithdrawIn):
         )
     except ValidationError as exc:
         raise HttpError(409, " ".join(exc.messages)) from exc
-    return 201, _out(_get_record(record.uuid))
+    return Status(201, _out(_get_record(record.uuid)))
 
 
 @router.api_operation(["PUT", "PATCH", "DELETE"], "/records/{record_id}", include_in_schema=False)

@@ -113,7 +113,7 @@ def test_invalid_date_and_unknown_consent_show_errors_next_to_the_filter(
 ):
     give()
     response = auditor_client.get(
-        f"/console/obtained-consents/?period=custom&date_from=2026-13-45&origin=livechat&q=vera"
+        "/console/obtained-consents/?period=custom&date_from=2026-13-45&origin=livechat&q=vera"
     )
     body = response.content.decode()
     assert response.status_code == 200
