@@ -99,6 +99,23 @@ def visible_items(user: User) -> QuerySet[CrmItem]:
     )
 
 
+def items_with_latest_consent_state(state: str) -> QuerySet[CrmVisitor]:
+    """Return the ids of items with a visitor whose newest consent record has ``state``.
+
+    Works from the records side (one pass over the registry, indexed by visitor) instead
+    of a correlated subquery per item, so filtering stays fast with many items.
+    """
+    newest = ConsentRecord.objects.filter(state=state).exclude(
+        Exists(
+            ConsentRecord.objects.filter(visitor=OuterRef("visitor")).filter(
+                Q(created_at__gt=OuterRef("created_at"))
+                | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
+            )
+        )
+    )
+    return CrmVisitor.objects.filter(visitor__in=newest.values("visitor")).values("item_id")
+
+
 def can_see_item(user: User, item: CrmItem) -> bool:
     return visible_items(user).filter(pk=item.pk).exists()
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,7 +20,14 @@ from openline.consent.models import ConsentOrigin, ConsentRecord, ConsentState
 from openline.conversations.models import Conversation, Visitor
 from openline.crm import services
 from openline.crm.forms import ItemFilterForm, ItemForm, NoteForm, SaveToCrmForm
-from openline.crm.models import CrmConversation, CrmErasure, CrmIdentity, CrmItem, IdentityKind
+from openline.crm.models import (
+    CrmConversation,
+    CrmErasure,
+    CrmIdentity,
+    CrmItem,
+    CrmVisitor,
+    IdentityKind,
+)
 from openline.crm.normalize import search_digits
 from openline.openchannels.models import CrmItemKind, OpenChannel
 
@@ -58,11 +65,7 @@ def item_list(request: StaffRequest) -> HttpResponse:
     if request.user.role != Role.ADMINISTRATOR:
         channels = channels.filter(operators=request.user)
     form = ItemFilterForm(request.GET or None, channels=channels)
-    items = (
-        services.visible_items(request.user)
-        .select_related("source_channel", "responsible")
-        .annotate(consent_state=_latest_consent_state())
-    )
+    items = services.visible_items(request.user).select_related("source_channel", "responsible")
     filters = form.cleaned_data if form.is_valid() else {}
     query = (filters.get("q") or "").strip()
     if query:
@@ -79,9 +82,15 @@ def item_list(request: StaffRequest) -> HttpResponse:
         items = items.filter(source_channel=filters["channel"])
     consent = filters.get("consent")
     if consent in (ConsentState.GIVEN, ConsentState.WITHDRAWN):
-        items = items.filter(consent_state=consent)
+        items = items.filter(pk__in=services.items_with_latest_consent_state(consent))
     elif consent == "none":
-        items = items.filter(consent_state__isnull=True)
+        items = items.exclude(
+            Exists(
+                CrmVisitor.objects.filter(
+                    item=OuterRef("pk"), visitor__consent_records__isnull=False
+                )
+            )
+        )
 
     # Keyset pagination on the id: stable while items are added, no OFFSET scans.
     after = request.GET.get("after", "")
@@ -99,13 +108,18 @@ def item_list(request: StaffRequest) -> HttpResponse:
         page = page[:PAGE_SIZE]
         has_newer = after.isdigit() and bool(page)
     ids = [item.pk for item in page]
+    states = dict(
+        CrmItem.objects.filter(pk__in=ids)
+        .annotate(consent_state=_latest_consent_state())
+        .values_list("pk", "consent_state")
+    )
     identities: dict[int, list[CrmIdentity]] = {}
     for identity in CrmIdentity.objects.filter(item_id__in=ids):
         identities.setdefault(identity.item_id, []).append(identity)
     rows = [
         {
             "item": item,
-            "consent_state": item.consent_state,
+            "consent_state": states.get(item.pk),
             "emails": [i for i in identities.get(item.pk, []) if i.kind == IdentityKind.EMAIL],
             "phones": [i for i in identities.get(item.pk, []) if i.kind == IdentityKind.PHONE],
             "messengers": [

@@ -154,6 +154,8 @@ def test_list_search_filters_and_keyset_pagination(operator, operator_client, ch
     assert names("?kind=lead") == ["Jane Doe"]
     assert names("?consent=given") == ["Jane Doe"]
     assert "Jane Doe" not in names("?consent=none")
+    assert names("?consent=withdrawn") == []
+    assert len(names("?consent=none")) == 25  # the 30 clients without consent, first page
     first = operator_client.get("/console/crm/items/?kind=contact")
     assert len(first.context["rows"]) == 25
     assert first.context["newer_url"] == ""
@@ -168,6 +170,28 @@ def test_list_search_filters_and_keyset_pagination(operator, operator_client, ch
     assert [r["item"].pk for r in back.context["rows"]] == [
         r["item"].pk for r in first.context["rows"]
     ]
+
+
+def test_consent_filter_follows_the_newest_record(operator, operator_client, chat):
+    from openline.consent.services import record_consent
+
+    item = services.save_conversation_to_crm(actor=operator, conversation=chat, name="Jane").item
+    given = ConsentRecord.objects.filter(visitor=chat.visitor).first()
+    record_consent(
+        visitor=chat.visitor,
+        version=given.version,
+        language="en",
+        state="withdrawn",
+        method="withdrawn_by_client",
+        origin="livechat",
+        source_type="website",
+        channel=chat.channel,
+        conversation=chat,
+    )
+    rows = operator_client.get("/console/crm/items/?consent=withdrawn").context["rows"]
+    assert [r["item"] for r in rows] == [item]
+    assert rows[0]["consent_state"] == "withdrawn"
+    assert operator_client.get("/console/crm/items/?consent=given").context["rows"] == []
 
 
 def test_delete_confirmation_then_second_attempt_says_already_gone(operator, admin_client, chat):
