@@ -146,7 +146,7 @@ def receive_message(
     """Store a client's message; a resent ``client_id`` returns the stored one (created=False)."""
     text, client_id = _check_text(text, client_id)
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("channel", "visitor")
         .get(pk=conversation.pk)
     )
@@ -195,7 +195,7 @@ def send_reply(
     """Store an operator's reply; the first reply opens the conversation and assigns it."""
     text, client_id = _check_text(text, client_id)
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("channel", "visitor", "assignee")
         .get(pk=conversation.pk)
     )
@@ -242,7 +242,7 @@ def send_reply(
 def close_conversation(*, conversation: Conversation, actor, reason: str = "") -> Conversation:
     """Close a conversation; ``actor`` is the staff user, or None when the client's action closes it."""
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("channel", "visitor", "assignee")
         .get(pk=conversation.pk)
     )
@@ -274,7 +274,7 @@ def transfer_targets(conversation) -> list:
 def transfer_conversation(*, conversation: Conversation, actor, to_user) -> Conversation:
     """Hand a conversation to another operator of its Open Channel."""
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("channel", "visitor", "assignee")
         .get(pk=conversation.pk)
     )

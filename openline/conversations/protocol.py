@@ -64,6 +64,12 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 "bad_frame", f"The {kind[:40]} frame has missing or wrong fields."
             )
+        except Exception:
+            # Keep the connection usable; what was stored stays stored and resyncs on reconnect.
+            logger.exception("websocket %s frame failed", kind[:40])
+            await self.send_error(
+                "internal", "Something went wrong; try again.", client_id=_client_id(frame)
+            )
 
     async def pre_dispatch(self, kind: str, frame: dict) -> bool:
         """Check authentication and limits before a frame is handled; False stops it."""

@@ -8,7 +8,7 @@ from django.test import Client
 
 from openline.conversations import actions
 from openline.conversations.models import Conversation, Message
-from openline.livechat.tests.helpers import WsClient, consented_visitor
+from openline.livechat.tests.helpers import WsClient, consented_visitor, run_async
 from openline.openchannels.services import create_open_channel
 
 
@@ -124,7 +124,15 @@ async def next_of(ws, kind):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_operator_socket_refuses_auditors_and_strangers(live_asgi, auditor):
+def test_operator_socket_refuses_auditors_and_strangers(live_asgi, auditor):
+    run_async(
+        lambda: _operator_socket_refuses_auditors_and_strangers(
+            live_asgi=live_asgi, auditor=auditor
+        )
+    )
+
+
+async def _operator_socket_refuses_auditors_and_strangers(live_asgi, auditor):
     ws = await operator_ws(live_asgi, auditor)
     assert await ws.close_code() == 4403 and ws.received == []
     anonymous = await WsClient.open(live_asgi, "/ws/console/")
@@ -132,7 +140,21 @@ async def test_operator_socket_refuses_auditors_and_strangers(live_asgi, auditor
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_operator_socket_replies_and_sees_only_its_channels(
+def test_operator_socket_replies_and_sees_only_its_channels(
+    live_asgi, operator, channel, administrator, other_operator
+):
+    run_async(
+        lambda: _operator_socket_replies_and_sees_only_its_channels(
+            live_asgi=live_asgi,
+            operator=operator,
+            channel=channel,
+            administrator=administrator,
+            other_operator=other_operator,
+        )
+    )
+
+
+async def _operator_socket_replies_and_sees_only_its_channels(
     live_asgi, operator, channel, administrator, other_operator
 ):
     started, _ = await sync_to_async(consented_visitor)(channel, text="first")

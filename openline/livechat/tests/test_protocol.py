@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from openline.conversations import actions
 from openline.conversations.models import Conversation, Message
 from openline.livechat import limits, tokens
-from openline.livechat.tests.helpers import WsClient, consented_visitor
+from openline.livechat.tests.helpers import WsClient, consented_visitor, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +46,15 @@ def started(channel):
     return consented_visitor(channel)
 
 
-async def test_forged_and_expired_tokens_are_closed_without_data(server, channel, started):
+def test_forged_and_expired_tokens_are_closed_without_data(server, channel, started):
+    run_async(
+        lambda: _forged_and_expired_tokens_are_closed_without_data(
+            server=server, channel=channel, started=started
+        )
+    )
+
+
+async def _forged_and_expired_tokens_are_closed_without_data(server, channel, started):
     _, token = started
     forged = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
     with mock.patch(
@@ -66,7 +74,15 @@ async def test_forged_and_expired_tokens_are_closed_without_data(server, channel
     assert comm.received == []
 
 
-async def test_token_for_another_channel_is_refused(server, channel, started, administrator):
+def test_token_for_another_channel_is_refused(server, channel, started, administrator):
+    run_async(
+        lambda: _token_for_another_channel_is_refused(
+            server=server, channel=channel, started=started, administrator=administrator
+        )
+    )
+
+
+async def _token_for_another_channel_is_refused(server, channel, started, administrator):
     from openline.openchannels.services import create_open_channel
 
     other = await sync_to_async(create_open_channel)(
@@ -76,7 +92,15 @@ async def test_token_for_another_channel_is_refused(server, channel, started, ad
     assert await comm.close_code() == 4401
 
 
-async def test_ready_returns_history_and_a_fresh_token(server, channel, started):
+def test_ready_returns_history_and_a_fresh_token(server, channel, started):
+    run_async(
+        lambda: _ready_returns_history_and_a_fresh_token(
+            server=server, channel=channel, started=started
+        )
+    )
+
+
+async def _ready_returns_history_and_a_fresh_token(server, channel, started):
     comm = await connect(server, channel.code, started[1])
     frame = await ready(comm)
     assert [m["text"] for m in frame["messages"]] == ["Hello"]
@@ -88,7 +112,15 @@ async def test_ready_returns_history_and_a_fresh_token(server, channel, started)
     await comm.disconnect()
 
 
-async def test_bad_frames_get_an_error_and_the_connection_stays_usable(server, channel, started):
+def test_bad_frames_get_an_error_and_the_connection_stays_usable(server, channel, started):
+    run_async(
+        lambda: _bad_frames_get_an_error_and_the_connection_stays_usable(
+            server=server, channel=channel, started=started
+        )
+    )
+
+
+async def _bad_frames_get_an_error_and_the_connection_stays_usable(server, channel, started):
     comm = await connect(server, channel.code, started[1])
     await ready(comm)
     await comm.send_to(text_data="this is not json")
@@ -112,9 +144,15 @@ async def test_bad_frames_get_an_error_and_the_connection_stays_usable(server, c
     await comm.disconnect()
 
 
-async def test_too_many_messages_get_rate_limited_and_the_connection_stays(
-    server, channel, started
-):
+def test_too_many_messages_get_rate_limited_and_the_connection_stays(server, channel, started):
+    run_async(
+        lambda: _too_many_messages_get_rate_limited_and_the_connection_stays(
+            server=server, channel=channel, started=started
+        )
+    )
+
+
+async def _too_many_messages_get_rate_limited_and_the_connection_stays(server, channel, started):
     comm = await connect(server, channel.code, started[1])
     await ready(comm)
     with mock.patch.object(limits, "MESSAGES_PER_VISITOR", limits.RateLimiter(3, 0.001)):
@@ -135,7 +173,17 @@ async def test_too_many_messages_get_rate_limited_and_the_connection_stays(
     await comm.disconnect()
 
 
-async def test_message_to_a_closed_conversation_is_refused_with_a_reason(
+def test_message_to_a_closed_conversation_is_refused_with_a_reason(
+    server, channel, started, operator
+):
+    run_async(
+        lambda: _message_to_a_closed_conversation_is_refused_with_a_reason(
+            server=server, channel=channel, started=started, operator=operator
+        )
+    )
+
+
+async def _message_to_a_closed_conversation_is_refused_with_a_reason(
     server, channel, started, operator
 ):
     conversation = started[0].conversation
@@ -154,7 +202,13 @@ async def test_message_to_a_closed_conversation_is_refused_with_a_reason(
     await comm.disconnect()
 
 
-async def test_a_resent_message_is_stored_once(server, channel, started):
+def test_a_resent_message_is_stored_once(server, channel, started):
+    run_async(
+        lambda: _a_resent_message_is_stored_once(server=server, channel=channel, started=started)
+    )
+
+
+async def _a_resent_message_is_stored_once(server, channel, started):
     comm = await connect(server, channel.code, started[1])
     await ready(comm)
     for _ in range(3):
@@ -165,7 +219,15 @@ async def test_a_resent_message_is_stored_once(server, channel, started):
     await comm.disconnect()
 
 
-async def test_reconnect_resyncs_from_the_last_id(server, channel, started, operator):
+def test_reconnect_resyncs_from_the_last_id(server, channel, started, operator):
+    run_async(
+        lambda: _reconnect_resyncs_from_the_last_id(
+            server=server, channel=channel, started=started, operator=operator
+        )
+    )
+
+
+async def _reconnect_resyncs_from_the_last_id(server, channel, started, operator):
     conversation = started[0].conversation
     first = await sync_to_async(lambda: Message.objects.get(client_id="first"))()
     # The operator answers while the visitor is offline.
@@ -179,7 +241,15 @@ async def test_reconnect_resyncs_from_the_last_id(server, channel, started, oper
     await comm.disconnect()
 
 
-async def test_a_visitor_sees_only_their_own_conversations(server, channel, started, operator):
+def test_a_visitor_sees_only_their_own_conversations(server, channel, started, operator):
+    run_async(
+        lambda: _a_visitor_sees_only_their_own_conversations(
+            server=server, channel=channel, started=started, operator=operator
+        )
+    )
+
+
+async def _a_visitor_sees_only_their_own_conversations(server, channel, started, operator):
     other_started, other_token = await sync_to_async(consented_visitor)(
         channel, text="I am B", client_id="b"
     )
@@ -207,7 +277,15 @@ async def test_a_visitor_sees_only_their_own_conversations(server, channel, star
     await comm.disconnect()
 
 
-async def test_withdrawal_closes_the_chat_and_asks_again(server, channel, started):
+def test_withdrawal_closes_the_chat_and_asks_again(server, channel, started):
+    run_async(
+        lambda: _withdrawal_closes_the_chat_and_asks_again(
+            server=server, channel=channel, started=started
+        )
+    )
+
+
+async def _withdrawal_closes_the_chat_and_asks_again(server, channel, started):
     from openline.consent.models import ConsentRecord
 
     comm = await connect(server, channel.code, started[1])
