@@ -16,3 +16,4 @@ api = NinjaAPI(
 # Routers are added here, one line per app, e.g.:
 # api.add_router("/consents/", "openline.consent.api.router")
 api.add_router("/consents/", "openline.consent.api.router")
+api.add_router("/crm/", "openline.crm.api.router")

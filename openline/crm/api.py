@@ -1,0 +1,246 @@
+"""CRM API: list and read leads and contacts, Save to CRM, subject access export, deletion.
+
+Every call goes through ``openline.crm.services``; permissions match the console.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
+from ninja.responses import Status
+
+from openline.accounts.models import Role
+from openline.accounts.permissions import has_role
+from openline.consent.models import ConsentRecord
+from openline.conversations.models import Conversation, Visitor
+from openline.crm import services
+from openline.crm.models import CrmErasure, CrmIdentity, CrmItem, IdentityKind
+from openline.crm.normalize import search_digits
+
+router = Router(tags=["CRM"])
+
+STAFF = (Role.ADMINISTRATOR, Role.OPERATOR)
+
+
+def _require(request: HttpRequest, *roles: str) -> None:
+    if not has_role(request.user, *roles):
+        raise HttpError(403, "Your role does not give access to the CRM.")
+
+
+def _item(request: HttpRequest, item_id: int) -> CrmItem:
+    item = (
+        CrmItem.objects.select_related("source_channel", "responsible").filter(pk=item_id).first()
+    )
+    if item is None:
+        if CrmErasure.objects.filter(item_id_deleted=item_id).exists():
+            raise HttpError(410, "This client's data was deleted.")
+        raise HttpError(404, "No such CRM item.")
+    if not services.can_see_item(request.user, item):
+        raise HttpError(403, "This client belongs to an Open Channel you do not answer.")
+    return item
+
+
+class ItemOut(Schema):
+    id: int
+    kind: str
+    label: str
+    name: str
+    emails: list[str]
+    phones: list[str]
+    messenger_identities: list[str]
+    source_channel_id: int | None
+    responsible_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    converted_at: dt.datetime | None
+
+
+class ItemDetailOut(ItemOut):
+    conversation_ids: list[int]
+    consent_record_ids: list[str]
+
+
+def _out(item: CrmItem, identities: list[CrmIdentity] | None = None) -> dict:
+    identities = identities if identities is not None else list(item.identities.all())
+    return {
+        "id": item.pk,
+        "kind": item.kind,
+        "label": item.label,
+        "name": item.name,
+        "emails": [i.display for i in identities if i.kind == IdentityKind.EMAIL],
+        "phones": [i.display for i in identities if i.kind == IdentityKind.PHONE],
+        "messenger_identities": [i.display for i in identities if i.kind == IdentityKind.MESSENGER],
+        "source_channel_id": item.source_channel_id,
+        "responsible_id": item.responsible_id,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+        "converted_at": item.converted_at,
+    }
+
+
+class ItemPage(Schema):
+    items: list[ItemOut]
+    next_after: int | None = Field(None, description="Pass as `after` to get the next page.")
+
+
+class ItemFilters(Schema):
+    q: str | None = Field(None, max_length=200, description="Name, phone or email")
+    kind: Literal["lead", "contact"] | None = None
+    channel: int | None = None
+    after: int | None = Field(None, ge=0, description="Items with a smaller id (keyset page)")
+    limit: int = Field(50, ge=1, le=200)
+
+
+@router.get("/items", response=ItemPage, summary="List leads and contacts, newest first")
+def list_items(request: HttpRequest, filters: Query[ItemFilters]):
+    _require(request, *STAFF)
+    items = services.visible_items(request.user)
+    if filters.q and filters.q.strip():
+        query = filters.q.strip()
+        by_identity = Q(value__icontains=query.lower())
+        digits = search_digits(query)
+        if digits:
+            by_identity |= Q(kind=IdentityKind.PHONE, value__contains=digits)
+        items = items.filter(
+            Q(name__icontains=query)
+            | Q(pk__in=CrmIdentity.objects.filter(by_identity).values("item_id"))
+        )
+    if filters.kind:
+        items = items.filter(kind=filters.kind)
+    if filters.channel is not None:
+        items = items.filter(source_channel_id=filters.channel)
+    if filters.after is not None:
+        items = items.filter(pk__lt=filters.after)
+    page = list(items.order_by("-pk")[: filters.limit + 1])
+    more = len(page) > filters.limit
+    page = page[: filters.limit]
+    identities: dict[int, list[CrmIdentity]] = {}
+    for identity in CrmIdentity.objects.filter(item_id__in=[i.pk for i in page]):
+        identities.setdefault(identity.item_id, []).append(identity)
+    return {
+        "items": [_out(item, identities.get(item.pk, [])) for item in page],
+        "next_after": page[-1].pk if more and page else None,
+    }
+
+
+@router.get("/items/{item_id}", response=ItemDetailOut, summary="Get one lead or contact")
+def get_item(request: HttpRequest, item_id: int):
+    _require(request, *STAFF)
+    item = _item(request, item_id)
+    visitors = Visitor.objects.filter(crm_link__item=item)
+    data = _out(item)
+    data["conversation_ids"] = list(
+        Conversation.objects.filter(visitor__in=visitors)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    data["consent_record_ids"] = [
+        str(u)
+        for u in ConsentRecord.objects.filter(visitor__in=visitors)
+        .order_by("created_at", "id")
+        .values_list("uuid", flat=True)
+    ]
+    return data
+
+
+class SaveIn(Schema):
+    name: str = Field("", max_length=200)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=40)
+    kind: Literal["lead", "contact"] | None = Field(
+        None, description="Defaults to the Open Channel's “Save new clients to CRM as”."
+    )
+
+
+class SaveOut(Schema):
+    item: ItemOut
+    created: bool
+    already_saved: bool
+    matched_by: str | None
+    consent_records_added: list[str]
+
+
+@router.post(
+    "/conversations/{conversation_id}/save",
+    response={200: SaveOut, 201: SaveOut},
+    summary="Save to CRM: save the chat's client and link their consent",
+)
+def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveIn):
+    _require(request, *STAFF)
+    conversation = (
+        Conversation.objects.select_related("visitor", "channel").filter(pk=conversation_id).first()
+    )
+    if conversation is None:
+        raise HttpError(404, "No such conversation.")
+    try:
+        result = services.save_conversation_to_crm(
+            actor=request.user,  # type: ignore[arg-type]
+            conversation=conversation,
+            name=payload.name,
+            email=payload.email,
+            phone=payload.phone,
+            kind=payload.kind,
+            base_url=services.public_base_url(request),
+        )
+    except PermissionDenied as exc:
+        raise HttpError(403, str(exc)) from exc
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            detail = "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
+        else:
+            detail = " ".join(exc.messages)
+        raise HttpError(422, detail) from exc
+    body = {
+        "item": _out(result.item),
+        "created": result.created,
+        "already_saved": result.already_saved,
+        "matched_by": result.match.matched_by if result.match else None,
+        "consent_records_added": [str(r.uuid) for r in result.consent_records],
+    }
+    return Status(201 if result.created else 200, body)
+
+
+@router.get(
+    "/items/{item_id}/export",
+    response=dict,
+    summary="Subject access export (GDPR Art. 15): everything held about the client",
+)
+def export_item(request: HttpRequest, item_id: int):
+    _require(request, Role.ADMINISTRATOR)
+    item = _item(request, item_id)
+    return services.subject_access_export(actor=request.user, item=item)  # type: ignore[arg-type]
+
+
+class ErasureOut(Schema):
+    item_label: str
+    deleted_at: dt.datetime
+    counts: dict
+    visitor_ids: list[str]
+
+
+@router.delete(
+    "/items/{item_id}",
+    response=ErasureOut,
+    summary="Delete client data: the item, the profile's personal data and the messages",
+)
+def delete_item(request: HttpRequest, item_id: int):
+    _require(request, *STAFF)
+    item = _item(request, item_id)
+    if not services.can_delete(request.user, item):  # type: ignore[arg-type]
+        raise HttpError(403, "Only an administrator can delete this client's data.")
+    try:
+        erasure = services.delete_client_data(actor=request.user, item_id=item.pk)  # type: ignore[arg-type]
+    except services.AlreadyDeleted as exc:
+        raise HttpError(410, "This client's data was already deleted.") from exc
+    return {
+        "item_label": erasure.item_label,
+        "deleted_at": erasure.created_at,
+        "counts": erasure.counts,
+        "visitor_ids": erasure.visitor_public_ids,
+    }
