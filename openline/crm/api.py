@@ -6,7 +6,7 @@ Every call goes through ``openline.crm.services``; permissions match the console
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -15,7 +15,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.responses import Status
 
-from openline.accounts.models import Role
+from openline.accounts.models import Role, User
 from openline.accounts.permissions import has_role
 from openline.consent.models import ConsentRecord
 from openline.conversations.models import Conversation, Visitor
@@ -25,15 +25,21 @@ from openline.crm.normalize import search_digits
 
 router = Router(tags=["CRM"])
 
+MAX_ID = 2**63 - 1  # PostgreSQL bigint; larger ids cannot exist
+
 STAFF = (Role.ADMINISTRATOR, Role.OPERATOR)
 
 
-def _require(request: HttpRequest, *roles: str) -> None:
+def _require(request: HttpRequest, *roles: str) -> User:
+    """Return the signed-in staff user if their role is one of ``roles``; else 403."""
     if not has_role(request.user, *roles):
         raise HttpError(403, "Your role does not give access to the CRM.")
+    return cast(User, request.user)
 
 
-def _item(request: HttpRequest, item_id: int) -> CrmItem:
+def _item(user: User, item_id: int) -> CrmItem:
+    if not 0 < item_id <= MAX_ID:
+        raise HttpError(404, "No such CRM item.")
     item = (
         CrmItem.objects.select_related("source_channel", "responsible").filter(pk=item_id).first()
     )
@@ -41,7 +47,7 @@ def _item(request: HttpRequest, item_id: int) -> CrmItem:
         if CrmErasure.objects.filter(item_id_deleted=item_id).exists():
             raise HttpError(410, "This client's data was deleted.")
         raise HttpError(404, "No such CRM item.")
-    if not services.can_see_item(request.user, item):
+    if not services.can_see_item(user, item):
         raise HttpError(403, "This client belongs to an Open Channel you do not answer.")
     return item
 
@@ -90,17 +96,21 @@ class ItemPage(Schema):
 
 
 class ItemFilters(Schema):
-    q: str | None = Field(None, max_length=200, description="Name, phone or email")
+    q: str | None = Field(
+        None, max_length=200, pattern=r"^[^\x00]*$", description="Name, phone or email"
+    )
     kind: Literal["lead", "contact"] | None = None
-    channel: int | None = None
-    after: int | None = Field(None, ge=0, description="Items with a smaller id (keyset page)")
+    channel: int | None = Field(None, ge=0, le=MAX_ID)
+    after: int | None = Field(
+        None, ge=0, le=MAX_ID, description="Items with a smaller id (keyset page)"
+    )
     limit: int = Field(50, ge=1, le=200)
 
 
 @router.get("/items", response=ItemPage, summary="List leads and contacts, newest first")
 def list_items(request: HttpRequest, filters: Query[ItemFilters]):
-    _require(request, *STAFF)
-    items = services.visible_items(request.user)
+    user = _require(request, *STAFF)
+    items = services.visible_items(user)
     if filters.q and filters.q.strip():
         query = filters.q.strip()
         by_identity = Q(value__icontains=query.lower())
@@ -131,8 +141,8 @@ def list_items(request: HttpRequest, filters: Query[ItemFilters]):
 
 @router.get("/items/{item_id}", response=ItemDetailOut, summary="Get one lead or contact")
 def get_item(request: HttpRequest, item_id: int):
-    _require(request, *STAFF)
-    item = _item(request, item_id)
+    user = _require(request, *STAFF)
+    item = _item(user, item_id)
     visitors = Visitor.objects.filter(crm_link__item=item)
     data = _out(item)
     data["conversation_ids"] = list(
@@ -172,7 +182,9 @@ class SaveOut(Schema):
     summary="Save to CRM: save the chat's client and link their consent",
 )
 def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveIn):
-    _require(request, *STAFF)
+    user = _require(request, *STAFF)
+    if not 0 < conversation_id <= MAX_ID:
+        raise HttpError(404, "No such conversation.")
     conversation = (
         Conversation.objects.select_related("visitor", "channel").filter(pk=conversation_id).first()
     )
@@ -180,7 +192,7 @@ def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveI
         raise HttpError(404, "No such conversation.")
     try:
         result = services.save_conversation_to_crm(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=user,
             conversation=conversation,
             name=payload.name,
             email=payload.email,
@@ -212,9 +224,8 @@ def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveI
     summary="Subject access export (GDPR Art. 15): everything held about the client",
 )
 def export_item(request: HttpRequest, item_id: int):
-    _require(request, Role.ADMINISTRATOR)
-    item = _item(request, item_id)
-    return services.subject_access_export(actor=request.user, item=item)  # type: ignore[arg-type]
+    user = _require(request, Role.ADMINISTRATOR)
+    return services.subject_access_export(actor=user, item=_item(user, item_id))
 
 
 class ErasureOut(Schema):
@@ -230,12 +241,12 @@ class ErasureOut(Schema):
     summary="Delete client data: the item, the profile's personal data and the messages",
 )
 def delete_item(request: HttpRequest, item_id: int):
-    _require(request, *STAFF)
-    item = _item(request, item_id)
-    if not services.can_delete(request.user, item):  # type: ignore[arg-type]
+    user = _require(request, *STAFF)
+    item = _item(user, item_id)
+    if not services.can_delete(user, item):
         raise HttpError(403, "Only an administrator can delete this client's data.")
     try:
-        erasure = services.delete_client_data(actor=request.user, item_id=item.pk)  # type: ignore[arg-type]
+        erasure = services.delete_client_data(actor=user, item_id=item.pk)
     except services.AlreadyDeleted as exc:
         raise HttpError(410, "This client's data was already deleted.") from exc
     return {

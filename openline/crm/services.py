@@ -99,7 +99,7 @@ def visible_items(user: User) -> QuerySet[CrmItem]:
     )
 
 
-def items_with_latest_consent_state(state: str) -> QuerySet[CrmVisitor]:
+def items_with_latest_consent_state(state: str) -> QuerySet:
     """Return the ids of items with a visitor whose newest consent record has ``state``.
 
     Works from the records side (one pass over the registry, indexed by visitor) instead
@@ -377,6 +377,8 @@ def save_conversation_to_crm(
         raise PermissionDenied("You do not answer this conversation's Open Channel.")
     if kind is not None and kind not in CrmItemKind.values:
         raise ValidationError({"kind": "Choose Lead or Contact."})
+    if "\x00" in name:
+        raise ValidationError({"name": "Remove the null character from the name."})
     identities = parse_identities(emails=[email], phones=[phone], visitor=conversation.visitor)
     base_url = base_url or public_base_url()
     for attempt in range(2):

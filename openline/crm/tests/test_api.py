@@ -58,6 +58,13 @@ def test_bad_input_and_permissions(operator_client, other_operator, auditor_clie
     assert forbidden.status_code == 403
     assert auditor_client.get(f"{API}/items").status_code == 403
     assert Client().get(f"{API}/items").status_code == 401
+    assert operator_client.get(f"{API}/items/{2**70}").status_code == 404
+    assert operator_client.get(f"{API}/items?after={2**70}").status_code == 422
+    assert operator_client.get(f"{API}/items?q=a%00b").status_code == 422
+    nul = operator_client.post(
+        f"{API}/conversations/{chat.pk}/save", {"name": "a\x00b"}, content_type="application/json"
+    )
+    assert nul.status_code == 422
     assert not CrmItem.objects.exists()
 
 
