@@ -7,6 +7,7 @@ realtime events to the channel layer after the transaction commits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -364,9 +365,16 @@ def signal_typing(*, conversation: Conversation, sender: str, name: str = "") ->
     events.send_now(groups)
 
 
+LAST_SEEN_PRECISION = timedelta(minutes=10)
+
+
 def touch_visitor(*, visitor: Visitor) -> None:
-    """Note when a client was last connected."""
-    Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=timezone.now())
+    """Note when a client was last connected (to the nearest ten minutes, to spare writes)."""
+    now = timezone.now()
+    if visitor.last_seen_at and now - visitor.last_seen_at < LAST_SEEN_PRECISION:
+        return
+    Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=now)
+    visitor.last_seen_at = now
 
 
 # ----- the live chat flows (consent gate) ---------------------------------------------
