@@ -203,6 +203,8 @@ def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveI
     except PermissionDenied as exc:
         raise HttpError(403, str(exc)) from exc
     except ValidationError as exc:
+        if getattr(exc, "code", None) == "erased":
+            raise HttpError(409, " ".join(exc.messages)) from exc
         if hasattr(exc, "error_dict"):
             detail = "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
         else:

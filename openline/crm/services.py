@@ -377,6 +377,11 @@ def save_conversation_to_crm(
         raise PermissionDenied("You do not answer this conversation's Open Channel.")
     if kind is not None and kind not in CrmItemKind.values:
         raise ValidationError({"kind": "Choose Lead or Contact."})
+    if conversation.visitor.erased_at is not None:
+        raise ValidationError(
+            "This client's data was deleted; their chat cannot be saved to the CRM again.",
+            code="erased",
+        )
     if "\x00" in name:
         raise ValidationError({"name": "Remove the null character from the name."})
     identities = parse_identities(emails=[email], phones=[phone], visitor=conversation.visitor)

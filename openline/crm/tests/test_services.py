@@ -364,6 +364,17 @@ def test_deleting_twice_says_it_is_already_gone(administrator, operator, chat):
     assert CrmErasure.objects.count() == 1
 
 
+def test_a_deleted_clients_chat_cannot_be_saved_again(administrator, operator, chat):
+    item = save(operator, chat).item
+    services.delete_client_data(actor=administrator, item_id=item.pk)
+    chat.refresh_from_db()
+    with pytest.raises(ValidationError) as exc:
+        save(operator, chat, name="Jane", email="jane@example.com", phone="")
+    assert "data was deleted" in exc.value.messages[0]
+    assert not CrmItem.objects.exists()
+    assert ConsentRecord.objects.filter(visitor=chat.visitor).count() == 2
+
+
 def test_operator_cannot_delete_a_client_who_consented(operator, chat):
     item = save(operator, chat).item
     assert not services.can_delete(operator, item)

@@ -214,6 +214,10 @@ def test_delete_confirmation_then_second_attempt_says_already_gone(operator, adm
     assert again.status_code == 410
     assert "already gone" in again.content.decode()
     assert admin_client.get(f"/console/crm/items/{item.pk}/").status_code == 404
+    # The chat itself can no longer be saved to the CRM: the form says why.
+    refused = admin_client.post(save_url(chat), {"name": "Jane", "kind": "lead"})
+    assert refused.status_code == 200
+    assert "data was deleted" in refused.content.decode()
 
 
 def test_operator_cannot_open_delete_for_a_consented_client(operator, operator_client, chat):
