@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from openline.conversations.models import Conversation, Message, Visitor
+from openline.conversations.models import Conversation, ConversationStatus, Message, Visitor
+
+ERASED_REASON = "The client's data was deleted"
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,13 @@ class VisitorErasure:
 @transaction.atomic
 def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
     """Blank the visitor's personal data and delete the messages of their conversations."""
+    from openline.conversations.actions import close_conversation
+
     visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
+    # Close open chats first (the widget and the inbox are told), so nothing new is
+    # written into a conversation whose history is being removed.
+    for conversation in visitor.conversations.exclude(status=ConversationStatus.CLOSED):
+        close_conversation(conversation=conversation, actor=None, reason=ERASED_REASON)
     conversation_ids = list(visitor.conversations.values_list("pk", flat=True))
     deleted, _ = Message.objects.filter(conversation_id__in=conversation_ids).delete()
     # The inbox keeps a preview of the newest message: it is message text too.

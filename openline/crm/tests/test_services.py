@@ -321,7 +321,9 @@ def test_delete_client_data_keeps_consent_records_and_the_registry_verifies(
     assert not CrmItem.objects.filter(pk=item.pk).exists()
     assert not CrmIdentity.objects.exists()
     assert not Message.objects.filter(conversation=chat).exists()
-    assert Conversation.objects.get(pk=chat.pk).last_message_preview == ""
+    closed = Conversation.objects.get(pk=chat.pk)
+    assert closed.last_message_preview == ""
+    assert closed.status == "closed" and closed.closed_reason == "The client's data was deleted"
     visitor = Visitor.objects.get(pk=chat.visitor_id)
     assert (
         visitor.name,
