@@ -165,6 +165,10 @@ def _consent_line(
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
 def item_detail(request: StaffRequest, pk: int) -> HttpResponse:
     """Show an item: its data, conversations, consents, notes and change history."""
+    erasure = CrmErasure.objects.filter(item_id_deleted=pk).first()
+    if erasure is not None:
+        # Consent records keep linking here as their Source: say what happened.
+        return _already_deleted(request, erasure)
     item = _item_for(request, pk)
     visitors = list(Visitor.objects.filter(crm_link__item=item))
     conversations = list(
@@ -294,6 +298,10 @@ def item_note(request: StaffRequest, pk: int) -> HttpResponse:
     return redirect(reverse("crm:item", kwargs={"pk": item.pk}) + "#notes")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _already_deleted(request: StaffRequest, erasure: CrmErasure) -> HttpResponse:
     return render(
         request,
@@ -327,8 +335,9 @@ def item_delete(request: StaffRequest, pk: int) -> HttpResponse:
             return _already_deleted(request, exc.erasure)
         messages.success(
             request,
-            f"{erasure.item_label} deleted: {erasure.counts['messages']} messages removed, "
-            f"{erasure.counts['consent_records_kept']} consent records kept as proof.",
+            f"{erasure.item_label} deleted: {_count(erasure.counts['messages'], 'message')} "
+            f"removed, {_count(erasure.counts['consent_records_kept'], 'consent record')} "
+            "kept as proof.",
         )
         return redirect("crm:items")
     summary = services.deletion_summary(item)

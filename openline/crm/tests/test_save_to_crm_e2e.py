@@ -3,13 +3,15 @@ the CRM, and both the Obtained consents list and the CRM item show the two recor
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from django.core.management import call_command
 
 from openline.conftest import login, screenshot
 from openline.consent.models import ConsentRecord
-from openline.conversations.models import Conversation
+from openline.conversations.models import Conversation, Message
 from openline.crm.models import CrmItem
 from openline.livechat.tests.conftest import host_site  # noqa: F401 - the embedding website
 
@@ -115,6 +117,29 @@ def test_live_chat_accept_then_save_to_crm_links_the_consent(
     # The record links lead to the registry's record pages.
     consents.nth(1).get_by_role("link", name="View record").click()
     ada.wait_for_url(f"**/console/obtained-consents/{second.uuid}/")
+
+    # 5. The client asks to be forgotten: the records stay, as "Deleted client", and verify.
+    ada.goto(f"{live_asgi.url}/console/crm/items/{item.pk}/")
+    ada.get_by_role("link", name="Delete client data").click()
+    ada.get_by_test_id("will-remove").filter(has_text="1 message in 1 conversation").wait_for()
+    ada.get_by_role("button", name="Delete client data").click()
+    ada.get_by_text("2 consent records kept as proof").wait_for()
+    ada.goto(f"{live_asgi.url}/console/obtained-consents/")
+    rows.first.wait_for()
+    conversation.visitor.refresh_from_db()
+    pseudonym = f"Deleted client {str(conversation.visitor.public_id)[:8]}"
+    assert rows.count() == 2
+    assert all(pseudonym in rows.nth(i).inner_text() for i in range(2))
+    screenshot(ada, "e2e-obtained-consents-after-deletion")
+    # The record's Source still links to the CRM item, which says what happened to it.
+    rows.nth(0).get_by_role("link", name=f"Lead #{item.pk}").click()
+    ada.get_by_test_id("already-deleted").wait_for()
+    screenshot(ada, "e2e-crm-item-deleted")
+    call_command("consent_seal")
+    out = io.StringIO()
+    call_command("consent_verify", stdout=out)
+    assert "Consent registry verified" in out.getvalue()
+    assert not Message.objects.filter(conversation=conversation).exists()
     for page in (client, otto, ada):
         assert page.js_errors == []
         page.context.close()

@@ -213,7 +213,8 @@ def test_delete_confirmation_then_second_attempt_says_already_gone(operator, adm
     again = admin_client.post(url)
     assert again.status_code == 410
     assert "already gone" in again.content.decode()
-    assert admin_client.get(f"/console/crm/items/{item.pk}/").status_code == 404
+    gone = admin_client.get(f"/console/crm/items/{item.pk}/")
+    assert gone.status_code == 410 and "already gone" in gone.content.decode()
     # The chat itself can no longer be saved to the CRM: the form says why.
     refused = admin_client.post(save_url(chat), {"name": "Jane", "kind": "lead"})
     assert refused.status_code == 200
