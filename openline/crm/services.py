@@ -68,11 +68,6 @@ def _actor_label(actor: User | None) -> str:
     return str(actor) if actor is not None else "Openline"
 
 
-def channel_ids_of(user: User) -> list[int]:
-    """Return the ids of the Open Channels the user answers."""
-    return list(user.open_channels.values_list("pk", flat=True))
-
-
 def can_use_channel(user: User, channel_id: int | None) -> bool:
     """Tell whether the user may work with clients of this channel."""
     if user.role == Role.ADMINISTRATOR:

@@ -85,4 +85,8 @@ def test_crm_item_page_on_a_phone(live_asgi, browser, channel, operator):
     page.get_by_role("heading", name="Mobile Mo").wait_for()
     screenshot(page, "crm-item-mobile")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(f"{live_asgi.url}/console/crm/items/")
+    page.get_by_role("link", name="Mobile Mo").wait_for()
+    screenshot(page, "crm-list-mobile")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
