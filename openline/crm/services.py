@@ -342,6 +342,12 @@ def _save_client(
         changes["name"] = [item.name, name]
         item.name = name
         item.save(update_fields=["name", "updated_at"])
+    if already_saved and kind == CrmItemKind.CONTACT and item.kind == CrmItemKind.LEAD:
+        # Saving the same chat again as a contact is the operator converting the lead.
+        item.kind = CrmItemKind.CONTACT
+        item.converted_at = timezone.now()
+        item.save(update_fields=["kind", "converted_at", "updated_at"])
+        _log(item, actor, ChangeAction.CONVERTED, {"kind": [CrmItemKind.LEAD, CrmItemKind.CONTACT]})
     added = _add_identities(item, identities)
     if added:
         changes["identities_added"] = added

@@ -107,6 +107,14 @@ def test_saving_again_does_not_add_a_third_record(operator, chat):
     assert change.changes["name"] == ["Jane Doe", "Jane Q. Doe"]
 
 
+def test_saving_again_as_contact_converts_the_lead(operator, chat):
+    lead = save(operator, chat).item
+    again = save(operator, chat, kind="contact")
+    assert again.item.pk == lead.pk and again.item.kind == "contact"
+    assert again.item.changes.filter(action=ChangeAction.CONVERTED).count() == 1
+    assert ConsentRecord.objects.filter(visitor=chat.visitor).count() == 2
+
+
 def test_client_who_never_consented_gets_no_record(operator, silent_chat):
     result = save(operator, silent_chat)
 
