@@ -90,3 +90,31 @@ def test_crm_item_page_on_a_phone(live_asgi, browser, channel, operator):
     screenshot(page, "crm-list-mobile")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+def test_operator_sees_the_matched_item_before_saving(live_asgi, page, channel, operator):
+    from openline.crm import services
+
+    first = make_chat(channel, name="Jane Doe", email="jane@example.com")
+    accept_consent(first)
+    item = services.save_conversation_to_crm(
+        actor=operator, conversation=first, name="Jane Doe", email="jane@example.com"
+    ).item
+    second = make_chat(channel, name="Jane", email="JANE@Example.com", texts=["It's me again"])
+    accept_consent(second)
+    login(page, live_asgi.url, "otto")
+    page.goto(f"{live_asgi.url}/console/crm/conversations/{second.pk}/save/")
+    match = page.get_by_test_id("crm-match")
+    match.wait_for()
+    assert f"Matches the existing Lead #{item.pk} · Jane Doe by email" in match.inner_text()
+    screenshot(page, "crm-save-form-matched")
+    page.get_by_role("button", name="Save to CRM").click()
+    page.get_by_text(f"Linked to the existing Lead #{item.pk} (matched by email").wait_for()
+    assert page.get_by_test_id("conversations").locator("tbody tr").count() == 2
+    assert page.get_by_test_id("consents").locator("tbody tr").count() == 4
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Phones").fill("+49 30 1234567\nnot a number")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").filter(has_text="“not a number”").wait_for()
+    screenshot(page, "crm-edit-error")
+    assert page.js_errors == []
