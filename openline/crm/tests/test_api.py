@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from openline.consent.models import ConsentRecord
 from openline.crm.models import CrmItem
@@ -103,3 +105,32 @@ def test_list_get_export_and_delete(operator_client, admin_client, channel, chat
     assert admin_client.delete(f"{API}/items/{jane.pk}").status_code == 410
     assert admin_client.get(f"{API}/items/{jane.pk}").status_code == 410
     assert admin_client.get(f"{API}/items/999999").status_code == 404
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.text(max_size=220),
+    email=st.text(max_size=60),
+    phone=st.text(max_size=50),
+    kind=st.sampled_from(["lead", "contact", None, "customer"]),
+)
+def test_any_save_payload_gets_a_clear_answer(operator_client, chat, name, email, phone, kind):
+    payload = {"name": name, "email": email, "phone": phone}
+    if kind is not None:
+        payload["kind"] = kind
+    response = operator_client.post(
+        f"{API}/conversations/{chat.pk}/save", payload, content_type="application/json"
+    )
+    assert response.status_code in (200, 201, 422), (payload, response.content)
+    assert "detail" in response.json() or "item" in response.json()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(q=st.text(max_size=220), after=st.integers(min_value=-5, max_value=2**64))
+def test_any_list_query_gets_a_clear_answer(operator_client, chat, q, after):
+    response = operator_client.get(f"{API}/items", {"q": q, "after": after})
+    assert response.status_code in (200, 422), response.content
