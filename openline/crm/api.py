@@ -109,6 +109,7 @@ class ItemFilters(Schema):
 
 @router.get("/items", response=ItemPage, summary="List leads and contacts, newest first")
 def list_items(request: HttpRequest, filters: Query[ItemFilters]):
+    """List the leads and contacts the caller may see, newest first."""
     user = _require(request, *STAFF)
     items = services.visible_items(user)
     if filters.q and filters.q.strip():
@@ -141,6 +142,7 @@ def list_items(request: HttpRequest, filters: Query[ItemFilters]):
 
 @router.get("/items/{item_id}", response=ItemDetailOut, summary="Get one lead or contact")
 def get_item(request: HttpRequest, item_id: int):
+    """Return one item with its conversations and consent record ids."""
     user = _require(request, *STAFF)
     item = _item(user, item_id)
     visitors = Visitor.objects.filter(crm_link__item=item)
@@ -182,6 +184,7 @@ class SaveOut(Schema):
     summary="Save to CRM: save the chat's client and link their consent",
 )
 def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveIn):
+    """Save the chat's client to the CRM; 201 when a new item was created."""
     user = _require(request, *STAFF)
     if not 0 < conversation_id <= MAX_ID:
         raise HttpError(404, "No such conversation.")
@@ -226,6 +229,7 @@ def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveI
     summary="Subject access export (GDPR Art. 15): everything held about the client",
 )
 def export_item(request: HttpRequest, item_id: int):
+    """Return everything Openline holds about the client (administrators)."""
     user = _require(request, Role.ADMINISTRATOR)
     return services.subject_access_export(actor=user, item=_item(user, item_id))
 
@@ -243,6 +247,7 @@ class ErasureOut(Schema):
     summary="Delete client data: the item, the profile's personal data and the messages",
 )
 def delete_item(request: HttpRequest, item_id: int):
+    """Delete the client's data; consent records are kept; 410 when already deleted."""
     user = _require(request, *STAFF)
     item = _item(user, item_id)
     if not services.can_delete(user, item):

@@ -112,6 +112,7 @@ def items_with_latest_consent_state(state: str) -> QuerySet:
 
 
 def can_see_item(user: User, item: CrmItem) -> bool:
+    """Tell whether the user may open the item."""
     return visible_items(user).filter(pk=item.pk).exists()
 
 

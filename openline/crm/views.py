@@ -248,6 +248,7 @@ def _record_url_maker(user):
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
 def item_edit(request: StaffRequest, pk: int) -> HttpResponse:
+    """Edit an item's name, responsible operator, emails and phones."""
     item = _item_for(request, pk)
     identities = list(item.identities.all())
     initial = {
@@ -271,6 +272,7 @@ def item_edit(request: StaffRequest, pk: int) -> HttpResponse:
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
 @require_POST
 def item_convert(request: StaffRequest, pk: int) -> HttpResponse:
+    """Convert a lead to a contact."""
     item = _item_for(request, pk)
     try:
         services.convert_to_contact(actor=request.user, item=item)
@@ -284,6 +286,7 @@ def item_convert(request: StaffRequest, pk: int) -> HttpResponse:
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
 @require_POST
 def item_note(request: StaffRequest, pk: int) -> HttpResponse:
+    """Add a note to an item."""
     item = _item_for(request, pk)
     form = NoteForm(request.POST)
     if form.is_valid():
