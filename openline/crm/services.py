@@ -310,7 +310,7 @@ def _save_client(
     # (PostgreSQL); on SQLite writers are serialised by IMMEDIATE transactions, and
     # the one-item-per-conversation constraint backs both up.
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("visitor", "channel")
         .get(pk=conversation.pk)
     )
