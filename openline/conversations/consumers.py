@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-
 from openline.accounts.models import Role
 from openline.conversations import actions, events
 from openline.conversations.models import Conversation, SenderKind
-from openline.conversations.protocol import CLOSE_FORBIDDEN, JsonFrameConsumer, int_field
+from openline.conversations.protocol import CLOSE_FORBIDDEN, JsonFrameConsumer, db_async, int_field
 from openline.livechat import limits
 
 
@@ -43,7 +41,7 @@ class OperatorConsumer(JsonFrameConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.send_json({"type": "ready", "user": self.user.pk})
 
-    @database_sync_to_async
+    @db_async
     def _groups(self) -> list[str]:
         if self.user.role == Role.ADMINISTRATOR:
             return [events.ALL_CHANNELS_GROUP]
@@ -61,7 +59,7 @@ class OperatorConsumer(JsonFrameConsumer):
             return False
         return True
 
-    @database_sync_to_async
+    @db_async
     def _conversation(self, frame: dict) -> Conversation:
         conversation_id = int_field(frame, "conversation")
         conversation = visible_conversations(self.user).filter(pk=conversation_id).first()
@@ -74,7 +72,7 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def frame_reply(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        message, created = await database_sync_to_async(actions.send_reply)(
+        message, created = await db_async(actions.send_reply)(
             conversation=conversation,
             actor=self.user,
             text=frame.get("text"),
@@ -85,26 +83,26 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def frame_typing(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        await database_sync_to_async(actions.signal_typing)(
+        await db_async(actions.signal_typing)(
             conversation=conversation, sender=SenderKind.OPERATOR, name=str(self.user)
         )
 
     async def frame_delivered(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        await database_sync_to_async(actions.mark_delivered)(
+        await db_async(actions.mark_delivered)(
             conversation=conversation, reader=SenderKind.OPERATOR, up_to=int_field(frame, "up_to")
         )
 
     async def frame_read(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        await database_sync_to_async(actions.mark_read)(
+        await db_async(actions.mark_read)(
             conversation=conversation, reader=SenderKind.OPERATOR, up_to=int_field(frame, "up_to")
         )
 
     async def frame_sync(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
         last_id = int_field(frame, "last_id", default=0)
-        messages = await database_sync_to_async(
+        messages = await db_async(
             lambda: [
                 events.message_payload(m)
                 for m in conversation.messages.filter(id__gt=last_id)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.db import database_sync_to_async
-
 from openline.conversations import actions, events
 from openline.conversations.models import (
     Conversation,
@@ -18,6 +16,7 @@ from openline.conversations.protocol import (
     CLOSE_AUTH_TIMEOUT,
     CLOSE_UNAUTHENTICATED,
     JsonFrameConsumer,
+    db_async,
     int_field,
 )
 from openline.core.ip import scope_client_ip
@@ -90,11 +89,14 @@ class VisitorConsumer(JsonFrameConsumer):
         self.ip = scope_client_ip(self.scope)
         self.user_agent = _header(self.scope, b"user-agent")[:1000]
         self.language = "en"
+        self.authenticating = False
+        self.closing = False
         await self.accept()
         self.auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._auth_timeout)
 
     def _auth_timeout(self) -> None:
-        if self.visitor is None:
+        if self.visitor is None and not self.authenticating:
+            self.closing = True
             asyncio.ensure_future(self.close(code=CLOSE_AUTH_TIMEOUT))
 
     async def disconnect(self, code) -> None:
@@ -128,6 +130,11 @@ class VisitorConsumer(JsonFrameConsumer):
         return True
 
     async def authenticate(self, frame: dict) -> None:
+        if self.authenticating or self.closing:
+            return
+        # The timer only limits how long a client may wait before sending its token.
+        self.authenticating = True
+        self.auth_timer.cancel()
         try:
             public_id = tokens.read_token(frame.get("token"), channel_code=self.code)
             last_id = int_field(frame, "last_id", default=0)
@@ -138,6 +145,7 @@ class VisitorConsumer(JsonFrameConsumer):
         if isinstance(language, str) and 0 < len(language) <= 10:
             self.language = language
         ready = await self._load(public_id, last_id)
+        self.authenticating = False
         if ready is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -145,7 +153,7 @@ class VisitorConsumer(JsonFrameConsumer):
         await self.channel_layer.group_add(events.visitor_group(self.visitor), self.channel_name)
         await self.send_json(ready)
 
-    @database_sync_to_async
+    @db_async
     def _load(self, public_id: str, last_id: int) -> dict | None:
         channel = livechat_channel(self.code)
         if channel is None:
@@ -168,7 +176,7 @@ class VisitorConsumer(JsonFrameConsumer):
 
     async def frame_sync(self, frame: dict) -> None:
         last_id = int_field(frame, "last_id", default=0)
-        ready = await database_sync_to_async(visitor_ready)(
+        ready = await db_async(visitor_ready)(
             channel=self.channel_obj, visitor=self.visitor, last_id=last_id, language=self.language
         )
         await self.send_json(ready)
@@ -181,7 +189,7 @@ class VisitorConsumer(JsonFrameConsumer):
             conversation_id = int_field(frame, "conversation")
         page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
         try:
-            message, created = await database_sync_to_async(actions.visitor_send)(
+            message, created = await db_async(actions.visitor_send)(
                 channel=self.channel_obj,
                 visitor=self.visitor,
                 conversation_id=conversation_id,
@@ -191,7 +199,7 @@ class VisitorConsumer(JsonFrameConsumer):
             )
         except actions.ActionError as exc:
             if exc.code == "consent_required":
-                offer = await database_sync_to_async(self._offer)()
+                offer = await db_async(self._offer)()
                 exc.extra["consent"] = offer
             raise
         if not created:
@@ -204,7 +212,7 @@ class VisitorConsumer(JsonFrameConsumer):
     async def frame_typing(self, frame: dict) -> None:
         conversation = await self._conversation(frame, open_only=True)
         if conversation is not None:
-            await database_sync_to_async(actions.signal_typing)(
+            await db_async(actions.signal_typing)(
                 conversation=conversation, sender=SenderKind.VISITOR
             )
 
@@ -219,13 +227,11 @@ class VisitorConsumer(JsonFrameConsumer):
         conversation = await self._conversation(frame)
         if conversation is None:
             raise actions.ActionError("not_found", "This conversation does not exist.")
-        await database_sync_to_async(action)(
-            conversation=conversation, reader=SenderKind.VISITOR, up_to=up_to
-        )
+        await db_async(action)(conversation=conversation, reader=SenderKind.VISITOR, up_to=up_to)
 
     async def frame_withdraw(self, frame: dict) -> None:
         page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
-        record = await database_sync_to_async(actions.withdraw_livechat_consent)(
+        record = await db_async(actions.withdraw_livechat_consent)(
             channel=self.channel_obj,
             visitor=self.visitor,
             page_url=page_url[:2000],
@@ -234,7 +240,7 @@ class VisitorConsumer(JsonFrameConsumer):
         )
         await self.send_json({"type": "withdrawn", "record": str(record.uuid)})
 
-    @database_sync_to_async
+    @db_async
     def _conversation(self, frame: dict, open_only: bool = False):
         conversation_id = int_field(frame, "conversation")
         conversations = Conversation.objects.filter(visitor=self.visitor, channel=self.channel_obj)

@@ -169,6 +169,8 @@ def test_client_html_runs_no_script_in_the_widget_or_the_console(
     other.locator("#live-state.on").wait_for()
     write(frame, payload + " again")
     other.locator(".conv-preview").filter(has_text="again").wait_for()
+    # The inbox tells about the unread message in the tab title.
+    other.wait_for_function("document.title.startsWith('(')")
     for target in (page, operator, other):
         assert target.evaluate("window.__pwned") is None
         assert target.title() != "pwned"
@@ -327,4 +329,31 @@ def test_withdrawal_from_the_widget_menu(storage_browser, host_site, channel):
     write(frame, "can I still chat?")
     frame.get_by_role("button", name="I accept").wait_for()
     assert not Message.objects.filter(text="can I still chat?").exists()
+    context.close()
+
+
+def test_widget_fills_a_phone_screen_and_works_with_the_keyboard(browser, host_site, channel):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 780}, is_mobile=True, locale="de-DE"
+    )
+    page = context.new_page()
+    page.goto(host_site.url)
+    page.keyboard.press("Tab")
+    launcher = page.get_by_role("button", name="Chatten Sie mit uns")
+    launcher.focus()
+    page.keyboard.press("Enter")
+    frame = page.frame_locator("iframe[title='Chatten Sie mit uns']")
+    box = frame.get_by_label("Nachricht schreiben…")
+    box.wait_for()
+    box.fill("Hallo")
+    box.press("Enter")
+    frame.get_by_role("button", name="Ich stimme zu").wait_for()
+    size = page.locator("iframe").bounding_box()
+    assert size["width"] == 390 and size["height"] == 780
+    screenshot(page, "widget-phone-gate-de", full_page=False)
+    frame.get_by_role("button", name="Ich lehne ab").click()
+    frame.get_by_text("Ihre Nachricht wurde nicht gesendet").wait_for()
+    box.press("Escape")
+    page.locator("iframe").wait_for(state="hidden")
+    assert nothing_stored()["visitors"] == 0
     context.close()

@@ -18,6 +18,8 @@
   var nodes = {};
 
   try { S.token = (JSON.parse(localStorage.getItem(KEY)) || {}).token || null; } catch (e) { S.token = null; }
+  // A returning client learns from the server whether the consent must be asked again.
+  if (S.token) S.consentRequired = false;
   function save() { try { localStorage.setItem(KEY, JSON.stringify({ token: S.token })); } catch (e) { /* private mode */ } }
   function setPage(url) { if (typeof url === "string" && /^https?:\/\//i.test(url)) S.pageUrl = url.slice(0, 2000); }
   try { setPage(decodeURIComponent(location.hash.slice(1))); } catch (e) { /* no page URL */ }
