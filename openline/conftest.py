@@ -239,22 +239,32 @@ def live_asgi(transactional_db, settings):
 # ----- browser --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian chromium for the session, driven by Playwright."""
+    """A headless Debian chromium per test module, driven by Playwright.
+
+    Module scope, not session: while Playwright's sync API is alive it keeps an event loop
+    running in this thread, which breaks ``async_to_sync`` in later non-browser tests.
+    """
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         unavailable(f"chromium not found at {CHROMIUM}")
-    # Playwright's sync API keeps an event loop in this thread; Django's ORM guard would
-    # otherwise refuse the test's own database calls.
+    # That same loop makes Django's ORM guard refuse the test's own database calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield instance
-        instance.close()
+    try:
+        with sync_playwright() as playwright:
+            instance = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            yield instance
+            instance.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
