@@ -11,6 +11,7 @@ Target: p99 ≤ 10 ms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -20,7 +21,15 @@ import tempfile
 import time
 import uuid
 
-from bench.bench_livechat_idle import ROOT, base_env, free_port, raise_fd_limit, run_setup, start_server, stop
+from bench.bench_livechat_idle import (
+    ROOT,
+    base_env,
+    free_port,
+    raise_fd_limit,
+    run_setup,
+    start_server,
+    stop,
+)
 
 RATE = 200
 
@@ -47,18 +56,28 @@ async def paced(count: int, rate: float, send) -> None:
 # ----- the Openline path --------------------------------------------------------------------
 
 
-async def openline_latency(url_a: str, url_b: str, setup: dict, count: int, warmup: int) -> tuple[list[float], int]:
+async def openline_latency(
+    url_a: str, url_b: str, setup: dict, count: int, warmup: int
+) -> tuple[list[float], int]:
     import websockets
 
     code = setup["code"]
     operator = await websockets.connect(
-        f"{url_b}/ws/console/", origin="http://127.0.0.1", compression=None, ping_interval=None,
+        f"{url_b}/ws/console/",
+        origin="http://127.0.0.1",
+        compression=None,
+        ping_interval=None,
         additional_headers={"Cookie": f"sessionid={setup['session']}"},
     )
     assert json.loads(await operator.recv())["type"] == "ready"
     visitors = []
     for token in setup["tokens"]:
-        ws = await websockets.connect(f"{url_a}/ws/widget/{code}/", origin="http://127.0.0.1", compression=None, ping_interval=None)
+        ws = await websockets.connect(
+            f"{url_a}/ws/widget/{code}/",
+            origin="http://127.0.0.1",
+            compression=None,
+            ping_interval=None,
+        )
         await ws.send(json.dumps({"type": "auth", "token": token, "last_id": 10**9}))
         assert json.loads(await ws.recv())["type"] == "ready"
         visitors.append(ws)
@@ -100,13 +119,20 @@ async def openline_latency(url_a: str, url_b: str, setup: dict, count: int, warm
         n = i % len(visitors)
         key = f"b{i}"
         sent[key] = time.perf_counter()
-        await visitors[n].send(json.dumps({"type": "message", "text": f"bench message {i}", "client_id": key, "conversation": conversations[n]}))
+        await visitors[n].send(
+            json.dumps(
+                {
+                    "type": "message",
+                    "text": f"bench message {i}",
+                    "client_id": key,
+                    "conversation": conversations[n],
+                }
+            )
+        )
 
     await paced(total, RATE, send)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), 30)
-    except asyncio.TimeoutError:
-        pass
     receiver.cancel()
     for task in drains:
         task.cancel()
@@ -170,7 +196,9 @@ def relay_app():
 
     class Sender(AsyncWebsocketConsumer):
         async def receive(self, text_data=None, bytes_data=None):
-            await self.channel_layer.group_send("bench-relay", {"type": "relay.message", "text": text_data})
+            await self.channel_layer.group_send(
+                "bench-relay", {"type": "relay.message", "text": text_data}
+            )
 
     class Receiver(AsyncWebsocketConsumer):
         async def connect(self):
@@ -181,15 +209,23 @@ def relay_app():
             await self.send(text_data=event["text"])
 
     return ProtocolTypeRouter(
-        {"websocket": URLRouter([path("relay/send/", Sender.as_asgi()), path("relay/recv/", Receiver.as_asgi())])}
+        {
+            "websocket": URLRouter(
+                [path("relay/send/", Sender.as_asgi()), path("relay/recv/", Receiver.as_asgi())]
+            )
+        }
     )
 
 
 async def relay_latency(url_a: str, url_b: str, count: int, warmup: int) -> list[float]:
     import websockets
 
-    receiver_ws = await websockets.connect(f"{url_b}/relay/recv/", compression=None, ping_interval=None)
-    sender_ws = await websockets.connect(f"{url_a}/relay/send/", compression=None, ping_interval=None)
+    receiver_ws = await websockets.connect(
+        f"{url_b}/relay/recv/", compression=None, ping_interval=None
+    )
+    sender_ws = await websockets.connect(
+        f"{url_a}/relay/send/", compression=None, ping_interval=None
+    )
     await asyncio.sleep(0.3)
     sent: dict[int, float] = {}
     latencies: list[float] = []
@@ -242,7 +278,11 @@ def _summary(label: str, values: list[float], target_p99: float | None = None) -
     rows = [
         {"name": f"{label} p50", "value": round(p50, 2), "unit": "ms"},
         {"name": f"{label} p99", "value": round(p99, 2), "unit": "ms"},
-        {"name": f"{label} max / mean", "value": f"{max(values):.2f} / {statistics.fmean(values):.2f}" if values else "n/a", "unit": "ms"},
+        {
+            "name": f"{label} max / mean",
+            "value": f"{max(values):.2f} / {statistics.fmean(values):.2f}" if values else "n/a",
+            "unit": "ms",
+        },
     ]
     if target_p99 is not None:
         rows[1]["target"] = f"<= {target_p99} ms"
@@ -275,36 +315,66 @@ def run(args) -> list[dict]:
         env = base_env(var_dir, **extra)
         try:
             setup = run_setup(env, visitors, conversations=visitors)
-            servers = [start_server(env, port) for port in (ports := [free_port(), free_port()])]
+            ports = [free_port(), free_port()]
+            servers = [start_server(env, port) for port in ports]
             try:
                 url_a, url_b = (f"ws://127.0.0.1:{p}" for p in ports)
                 latencies, lost = asyncio.run(openline_latency(url_a, url_b, setup, count, warmup))
             finally:
                 for server in servers:
                     stop(server)
-            results += _summary("Openline visitor→operator (stored, 2 processes, Redis)", latencies, 10)
-            results.append({"name": "Openline messages lost or refused", "value": lost, "unit": "messages", "target": "0", "ok": lost == 0})
-            results.append({"name": "database", "value": "PostgreSQL" if database_url else "SQLite", "unit": ""})
+            results += _summary(
+                "Openline visitor→operator (stored, 2 processes, Redis)", latencies, 10
+            )
+            results.append(
+                {
+                    "name": "Openline messages lost or refused",
+                    "value": lost,
+                    "unit": "messages",
+                    "target": "0",
+                    "ok": lost == 0,
+                }
+            )
+            results.append(
+                {
+                    "name": "database",
+                    "value": "PostgreSQL" if database_url else "SQLite",
+                    "unit": "",
+                }
+            )
 
             echo_port = free_port()
             echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)], cwd=ROOT)
             try:
                 time.sleep(0.8)
-                results += _summary("ceiling: bare websockets echo (round trip)", asyncio.run(echo_latency(echo_port, count, warmup)))
+                results += _summary(
+                    "ceiling: bare websockets echo (round trip)",
+                    asyncio.run(echo_latency(echo_port, count, warmup)),
+                )
             finally:
                 echo.terminate()
                 echo.wait()
 
             relay_env = dict(env, OPENLINE_CHANNEL_PREFIX=prefix + "-relay")
             relay_ports = [free_port(), free_port()]
-            relays = [start_server(relay_env, p, app="bench.bench_livechat_latency:relay_app", factory=True) for p in relay_ports]
+            relays = [
+                start_server(
+                    relay_env, p, app="bench.bench_livechat_latency:relay_app", factory=True
+                )
+                for p in relay_ports
+            ]
             try:
                 url_a, url_b = (f"ws://127.0.0.1:{p}" for p in relay_ports)
-                results += _summary("ceiling: bare Channels relay over Redis (2 processes, no DB)", asyncio.run(relay_latency(url_a, url_b, count, warmup)))
+                results += _summary(
+                    "ceiling: bare Channels relay over Redis (2 processes, no DB)",
+                    asyncio.run(relay_latency(url_a, url_b, count, warmup)),
+                )
             finally:
                 for relay in relays:
                     stop(relay)
         finally:
             drop_database()
-    results.append({"name": "rate / measured messages per path", "value": f"{RATE}/s / {count}", "unit": ""})
+    results.append(
+        {"name": "rate / measured messages per path", "value": f"{RATE}/s / {count}", "unit": ""}
+    )
     return results

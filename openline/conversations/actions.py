@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
@@ -49,7 +49,7 @@ def _check_text(text, client_id) -> tuple[str, str]:
 
 
 def _unread(conversation) -> int:
-    return conversation.messages.filter(sender=SenderKind.VISITOR, read_at__isnull=True).count()
+    return conversation.unread_count
 
 
 def _publish_conversation(
@@ -115,12 +115,9 @@ def _store_message(
     message = Message(
         conversation=conversation, sender=sender, author=author, text=text, client_id=client_id
     )
-    try:
-        with transaction.atomic():
-            message.save(force_insert=True)
-    except IntegrityError:
-        # Two copies of one resent frame raced; the first one wins.
-        return Message.objects.get(conversation=conversation, client_id=client_id), False
+    # The caller holds the conversation's row lock, so two copies of one resent frame cannot
+    # both pass the check above; the unique constraint stays as the last line of defence.
+    message.save(force_insert=True)
     conversation.last_message_at = message.created_at
     conversation.last_message_sender = sender
     conversation.last_message_preview = text[:200]
@@ -146,12 +143,22 @@ def receive_message(
 ) -> tuple[Message, bool]:
     """Store a client's message; a resent ``client_id`` returns the stored one (created=False)."""
     text, client_id = _check_text(text, client_id)
+    return _receive(
+        conversation_id=conversation.pk, visitor=visitor, text=text, client_id=client_id
+    )
+
+
+def _receive(
+    *, conversation_id: int, visitor: Visitor, text: str, client_id: str
+) -> tuple[Message, bool]:
+    # One locked read of the conversation, no savepoints: this is the hot path of every chat.
     conversation = (
         Conversation.objects.select_for_update(of=("self",))
-        .select_related("channel", "visitor")
-        .get(pk=conversation.pk)
+        .select_related("channel", "visitor", "assignee")
+        .filter(pk=conversation_id, visitor=visitor)
+        .first()
     )
-    if conversation.visitor_id != visitor.id:
+    if conversation is None:
         raise ActionError("not_found", "This conversation does not exist.")
     if client_id:
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
@@ -163,19 +170,24 @@ def receive_message(
             "This conversation is closed. Start a new chat to write again.",
             conversation=conversation.id,
         )
-    message, created = _store_message(
+    message, _ = _store_message(
         conversation=conversation,
         sender=SenderKind.VISITOR,
         author=None,
         text=text,
         client_id=client_id,
     )
-    if created:
-        conversation.save(
-            update_fields=["last_message_at", "last_message_sender", "last_message_preview"]
-        )
-        _publish_message(conversation, message)
-    return message, created
+    conversation.unread_count += 1
+    conversation.save(
+        update_fields=[
+            "last_message_at",
+            "last_message_sender",
+            "last_message_preview",
+            "unread_count",
+        ]
+    )
+    _publish_message(conversation, message)
+    return message, True
 
 
 def can_answer(user, conversation) -> bool:
@@ -313,6 +325,13 @@ def _mark(*, conversation, sender: str, up_to: int, field: str, publish: bool) -
             conversation=conversation, sender=sender, id__lte=up_to, delivered_at__isnull=True
         ).update(delivered_at=now)
     changed = Message.objects.filter(**filters).update(**updates)
+    if changed and field == "read_at" and sender == SenderKind.VISITOR:
+        conversation.unread_count = Message.objects.filter(
+            conversation=conversation, sender=SenderKind.VISITOR, read_at__isnull=True
+        ).count()
+        Conversation.objects.filter(pk=conversation.pk).update(
+            unread_count=conversation.unread_count
+        )
     if changed and publish:
         kind = "delivered" if field == "delivered_at" else "read"
         event = {
@@ -499,9 +518,10 @@ def visitor_send(
     text, client_id = _check_text(text, client_id)
     conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
     if conversation_id:
-        conversation = conversations.filter(pk=conversation_id).first()
-        if conversation is None:
-            raise ActionError("not_found", "This conversation does not exist.")
+        # The visitor filter inside _receive keeps clients to their own conversations.
+        return _receive(
+            conversation_id=conversation_id, visitor=visitor, text=text, client_id=client_id
+        )
     else:
         conversation = (
             conversations.exclude(status=ConversationStatus.CLOSED).order_by("-id").first()
@@ -518,8 +538,8 @@ def visitor_send(
                     "consent_required", "Accept the consent before you start a new chat."
                 )
             conversation = start_conversation(channel=channel, visitor=visitor, page_url=page_url)
-    return receive_message(
-        conversation=conversation, visitor=visitor, text=text, client_id=client_id
+    return _receive(
+        conversation_id=conversation.pk, visitor=visitor, text=text, client_id=client_id
     )
 
 

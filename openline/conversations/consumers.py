@@ -26,6 +26,7 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
+        events.start_publisher()
         await self.accept()
         if not (
             self.user

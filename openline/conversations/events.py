@@ -80,23 +80,66 @@ def publish_after_commit(*, conversation, operators: dict | None, visitor: dict 
     transaction.on_commit(lambda: send_now(groups))
 
 
+class _Publisher:
+    """Sends events from the event loop of this server process, in commit order.
+
+    Actions run in Django's worker thread; waiting there for Redis would hold up the next
+    database write. The worker hands events to this queue and goes on; one task drains it
+    in order, so clients still see events in the order their transactions committed.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task = loop.create_task(self._drain())
+
+    def usable(self) -> bool:
+        return not self.loop.is_closed() and self.loop.is_running() and not self.task.done()
+
+    async def _drain(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            groups = await self.queue.get()
+            await _send_all(layer, groups)
+
+
+_publisher: _Publisher | None = None
+
+
+def start_publisher() -> None:
+    """Start the in-order publisher on the running loop (websocket consumers call this)."""
+    global _publisher
+    loop = asyncio.get_running_loop()
+    if _publisher is None or _publisher.loop is not loop or not _publisher.usable():
+        _publisher = _Publisher(loop)
+
+
+async def _send_all(layer, groups: list[tuple[str, dict]]) -> None:
+    results = await asyncio.gather(
+        *(layer.group_send(group, {"type": EVENT_TYPE, "event": event}) for group, event in groups),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            # The message is stored; clients resynchronise on reconnect, so log and go on.
+            logger.warning("channel layer send failed: %s", type(result).__name__)
+
+
 def send_now(groups: list[tuple[str, dict]]) -> None:
-    """Send events to groups at once; used only for ephemeral events and by on_commit."""
+    """Send events to groups; used for ephemeral events and by on_commit."""
     if not groups:
         return
+    publisher = _publisher
+    if publisher is not None and publisher.usable():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is publisher.loop:
+            publisher.queue.put_nowait(groups)
+        else:
+            publisher.loop.call_soon_threadsafe(publisher.queue.put_nowait, groups)
+        return
+    # No server loop in this process (a management command, a task worker, a test).
     layer = get_channel_layer()
-
-    async def _send() -> None:
-        results = await asyncio.gather(
-            *(
-                layer.group_send(group, {"type": EVENT_TYPE, "event": event})
-                for group, event in groups
-            ),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, Exception):
-                # The message is stored; clients resynchronise on reconnect, so log and go on.
-                logger.warning("channel layer send failed: %s", type(result).__name__)
-
-    async_to_sync(_send)()
+    async_to_sync(_send_all)(layer, groups)

@@ -85,6 +85,8 @@ class Conversation(models.Model):
     # Denormalised from the newest message so the inbox lists without a subquery per row.
     last_message_sender = models.CharField(max_length=10, choices=SenderKind.choices, blank=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
+    # Client messages the operators have not read yet; kept by the actions under the row lock.
+    unread_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-last_message_at", "-id"]

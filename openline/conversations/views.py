@@ -47,16 +47,9 @@ def _inbox_context(request: HttpRequest, current=None) -> dict:
         **{key: Count("id", filter=_box_filter(key, request.user)) for key, _ in BOXES}
     )
     conversations = list(
-        visible.filter(_box_filter(box, request.user))
-        .annotate(
-            unread=Count(
-                "messages",
-                filter=Q(messages__sender=SenderKind.VISITOR, messages__read_at__isnull=True),
-            )
-        )
-        .order_by("-last_message_at", "-id")[:PAGE]
+        visible.filter(_box_filter(box, request.user)).order_by("-last_message_at", "-id")[:PAGE]
     )
-    rows = [conversation_payload(c, unread=c.unread) for c in conversations]
+    rows = [conversation_payload(c, unread=c.unread_count) for c in conversations]
     return {
         "section": "inbox",
         "box": box,

@@ -91,6 +91,7 @@ class VisitorConsumer(JsonFrameConsumer):
         self.language = "en"
         self.authenticating = False
         self.closing = False
+        events.start_publisher()
         await self.accept()
         self.auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._auth_timeout)
 

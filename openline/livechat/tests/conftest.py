@@ -13,7 +13,7 @@ from openline.conversations.models import Conversation, Message, Visitor
 class HostSite:
     def __init__(self, widget_origin: str, code: str):
         page = (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Example shop</title>"
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'><title>Example shop</title>"
             "<style>body{font:16px system-ui;margin:0;background:#fafafa}header{background:#222;color:#fff;padding:1rem 2rem}"
             "main{padding:2rem}</style></head><body><header><b>Example shop</b></header>"
             "<main><h1>Pricing</h1><p>Plans for every team. Questions? Ask us in the chat.</p></main>"
@@ -77,7 +77,7 @@ THIRD_PARTY_STORAGE_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def storage_browser(browser):
     """A second headless chromium that lets the widget iframe keep its localStorage."""
     from openline.conftest import CHROMIUM, CHROMIUM_ARGS

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from openline.conftest import login, screenshot
 from openline.consent.models import ConsentRecord
@@ -169,8 +170,6 @@ def test_client_html_runs_no_script_in_the_widget_or_the_console(
     other.locator("#live-state.on").wait_for()
     write(frame, payload + " again")
     other.locator(".conv-preview").filter(has_text="again").wait_for()
-    # The inbox tells about the unread message in the tab title.
-    other.wait_for_function("document.title.startsWith('(')")
     for target in (page, operator, other):
         assert target.evaluate("window.__pwned") is None
         assert target.title() != "pwned"
@@ -357,3 +356,28 @@ def test_widget_fills_a_phone_screen_and_works_with_the_keyboard(browser, host_s
     page.locator("iframe").wait_for(state="hidden")
     assert nothing_stored()["visitors"] == 0
     context.close()
+
+
+def test_inbox_updates_live_with_unread_badge_and_title(browser, live_asgi, channel):
+    from openline.conversations import actions
+    from openline.livechat.tests.helpers import consented_visitor
+
+    operator = operator_page(browser, live_asgi)
+    operator.goto(f"{live_asgi.url}/console/inbox/")
+    operator.locator("#live-state.on").wait_for()
+    started, _ = on_server(live_asgi, consented_visitor, channel=channel, text="New client here")
+    row = operator.locator(".conv-row").filter(has_text="New client here")
+    row.wait_for()
+    on_server(
+        live_asgi, actions.receive_message, conversation=started.conversation,
+        visitor=started.visitor, text="Hello? Anyone?",
+    )
+    row = operator.locator(".conv-row").filter(has_text="Hello? Anyone?")
+    expect(row.locator(".unread")).to_have_text("2")
+    expect(operator).to_have_title(re.compile(r"^\(2\) Inbox"))
+    screenshot(operator, "console-inbox-live", full_page=False)
+    row.click()
+    expect(operator.locator(".conv-row.active .unread")).to_be_hidden()
+    expect(operator).to_have_title(re.compile(r"^[^(]"))
+    assert operator.js_errors == []
+    operator.context.close()

@@ -9,7 +9,7 @@
   function css(el, s) { for (var k in s) el.style[k] = s[k]; }
   function post(msg) { if (frame && frame.contentWindow) frame.contentWindow.postMessage(msg, O); }
   function place() {
-    var small = w.innerWidth < 480;
+    var small = Math.min(w.innerWidth, screen.width || 1e4) < 480;
     css(frame, small ? { right: "0", bottom: "0", width: "100%", height: "100%", borderRadius: "0" }
       : { right: "20px", bottom: "92px", width: "370px", height: "min(580px, calc(100% - 112px))", borderRadius: "14px" });
   }
