@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
@@ -108,15 +108,12 @@ def start_conversation(*, channel, visitor: Visitor, page_url: str = "") -> Conv
 def _store_message(
     *, conversation, sender: str, author, text: str, client_id: str
 ) -> tuple[Message, bool]:
-    if client_id:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
     message = Message(
         conversation=conversation, sender=sender, author=author, text=text, client_id=client_id
     )
-    # The caller holds the conversation's row lock, so two copies of one resent frame cannot
-    # both pass the check above; the unique constraint stays as the last line of defence.
+    # The caller holds the conversation's row lock and has looked for the client_id, so two
+    # copies of one resent frame cannot both get here; the unique constraint stays as the
+    # last line of defence.
     message.save(force_insert=True)
     conversation.last_message_at = message.created_at
     conversation.last_message_sender = sender
@@ -148,22 +145,40 @@ def receive_message(
     )
 
 
+def _resent(conversation_id: int, client_id: str) -> Message | None:
+    if not client_id:
+        return None
+    found = list(
+        Message.objects.filter(conversation_id=conversation_id, client_id=client_id).order_by()[:1]
+    )
+    return found[0] if found else None
+
+
 def _receive(
-    *, conversation_id: int, visitor: Visitor, text: str, client_id: str
+    *,
+    conversation_id: int,
+    visitor: Visitor,
+    text: str,
+    client_id: str,
+    channel=None,
+    check_resent: bool = True,
 ) -> tuple[Message, bool]:
     # One locked read of the conversation, no savepoints: this is the hot path of every chat.
-    conversation = (
+    found = list(
         Conversation.objects.select_for_update(of=("self",))
-        .select_related("channel", "visitor", "assignee")
+        .select_related("assignee")
         .filter(pk=conversation_id, visitor=visitor)
-        .first()
+        .order_by()[:1]
     )
-    if conversation is None:
+    if not found:
         raise ActionError("not_found", "This conversation does not exist.")
-    if client_id:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
+    conversation = found[0]
+    conversation.visitor = visitor
+    if channel is not None and channel.pk == conversation.channel_id:
+        conversation.channel = channel
+    existing = _resent(conversation.pk, client_id) if check_resent else None
+    if existing is not None:
+        return existing, False
     if conversation.status == ConversationStatus.CLOSED:
         raise ActionError(
             "conversation_closed",
@@ -380,7 +395,6 @@ def signal_typing(*, conversation: Conversation, sender: str, name: str = "") ->
         groups.append((events.visitor_group(conversation.visitor), event))
     else:
         groups.append((events.channel_group(conversation.channel_id), event))
-        groups.append((events.ALL_CHANNELS_GROUP, event))
     events.send_now(groups)
 
 
@@ -502,7 +516,6 @@ def _host_label(page_url: str) -> str:
     return host or "Website"
 
 
-@transaction.atomic
 def visitor_send(
     *,
     channel,
@@ -511,8 +524,43 @@ def visitor_send(
     text: str,
     client_id: str,
     page_url: str = "",
+    resend: bool = False,
 ) -> tuple[Message, bool]:
-    """Store a returning client's message: into their conversation, or a new one if they may start it."""
+    """Store a returning client's message: into their conversation, or a new one if they may start it.
+
+    A first send skips the look-up for an earlier copy (one query less on the hot path);
+    if a copy exists after all, the unique constraint refuses it and the stored one is returned.
+    """
+    try:
+        return _visitor_send(
+            channel=channel,
+            visitor=visitor,
+            conversation_id=conversation_id,
+            text=text,
+            client_id=client_id,
+            page_url=page_url,
+            check_resent=resend,
+        )
+    except IntegrityError:
+        stored = list(
+            Message.objects.filter(conversation__visitor=visitor, client_id=client_id or "-")[:1]
+        )
+        if not stored:
+            raise
+        return stored[0], False
+
+
+@transaction.atomic
+def _visitor_send(
+    *,
+    channel,
+    visitor: Visitor,
+    conversation_id: int | None,
+    text: str,
+    client_id: str,
+    page_url: str = "",
+    check_resent: bool = True,
+) -> tuple[Message, bool]:
     from openline.livechat.gate import needs_consent
 
     text, client_id = _check_text(text, client_id)
@@ -520,7 +568,12 @@ def visitor_send(
     if conversation_id:
         # The visitor filter inside _receive keeps clients to their own conversations.
         return _receive(
-            conversation_id=conversation_id, visitor=visitor, text=text, client_id=client_id
+            conversation_id=conversation_id,
+            visitor=visitor,
+            text=text,
+            client_id=client_id,
+            channel=channel,
+            check_resent=check_resent,
         )
     else:
         conversation = (
@@ -539,7 +592,11 @@ def visitor_send(
                 )
             conversation = start_conversation(channel=channel, visitor=visitor, page_url=page_url)
     return _receive(
-        conversation_id=conversation.pk, visitor=visitor, text=text, client_id=client_id
+        conversation_id=conversation.pk,
+        visitor=visitor,
+        text=text,
+        client_id=client_id,
+        channel=channel,
     )
 
 

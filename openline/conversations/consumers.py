@@ -7,6 +7,7 @@ from openline.conversations import actions, events
 from openline.conversations.models import Conversation, SenderKind
 from openline.conversations.protocol import CLOSE_FORBIDDEN, JsonFrameConsumer, db_async, int_field
 from openline.livechat import limits
+from openline.openchannels.models import OpenChannel
 
 
 def visible_conversations(user):
@@ -45,10 +46,11 @@ class OperatorConsumer(JsonFrameConsumer):
     @db_async
     def _groups(self) -> list[str]:
         if self.user.role == Role.ADMINISTRATOR:
-            return [events.ALL_CHANNELS_GROUP]
-        return [
-            events.channel_group(pk) for pk in self.user.open_channels.values_list("pk", flat=True)
-        ]
+            # Every channel's group, so one send per event reaches operators and administrators.
+            channels = OpenChannel.objects.values_list("pk", flat=True)
+        else:
+            channels = self.user.open_channels.values_list("pk", flat=True)
+        return [events.channel_group(pk) for pk in channels]
 
     async def disconnect(self, code) -> None:
         for group in getattr(self, "groups_joined", []):
@@ -73,7 +75,7 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def frame_reply(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        message, created = await db_async(actions.send_reply)(
+        message, created = await db_async(actions.send_reply, parallel=True)(
             conversation=conversation,
             actor=self.user,
             text=frame.get("text"),

@@ -15,7 +15,6 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-ALL_CHANNELS_GROUP = "inbox.all"
 EVENT_TYPE = "openline.event"
 
 
@@ -73,8 +72,8 @@ def publish_after_commit(*, conversation, operators: dict | None, visitor: dict 
     """Send ``operators`` to the channel's inbox groups and ``visitor`` to the visitor, after commit."""
     groups: list[tuple[str, dict]] = []
     if operators is not None:
+        # Administrators join every channel's group, so one send reaches all staff.
         groups.append((channel_group(conversation.channel_id), operators))
-        groups.append((ALL_CHANNELS_GROUP, operators))
     if visitor is not None:
         groups.append((visitor_group(conversation.visitor), visitor))
     transaction.on_commit(lambda: send_now(groups))

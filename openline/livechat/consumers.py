@@ -190,13 +190,14 @@ class VisitorConsumer(JsonFrameConsumer):
             conversation_id = int_field(frame, "conversation")
         page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
         try:
-            message, created = await db_async(actions.visitor_send)(
+            message, created = await db_async(actions.visitor_send, parallel=True)(
                 channel=self.channel_obj,
                 visitor=self.visitor,
                 conversation_id=conversation_id,
                 text=text,
                 client_id=client_id,
                 page_url=page_url[:2000],
+                resend=frame.get("resend") is True,
             )
         except actions.ActionError as exc:
             if exc.code == "consent_required":
@@ -228,7 +229,9 @@ class VisitorConsumer(JsonFrameConsumer):
         conversation = await self._conversation(frame)
         if conversation is None:
             raise actions.ActionError("not_found", "This conversation does not exist.")
-        await db_async(action)(conversation=conversation, reader=SenderKind.VISITOR, up_to=up_to)
+        await db_async(action, parallel=True)(
+            conversation=conversation, reader=SenderKind.VISITOR, up_to=up_to
+        )
 
     async def frame_withdraw(self, frame: dict) -> None:
         page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""

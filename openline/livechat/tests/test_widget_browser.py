@@ -369,8 +369,11 @@ def test_inbox_updates_live_with_unread_badge_and_title(browser, live_asgi, chan
     row = operator.locator(".conv-row").filter(has_text="New client here")
     row.wait_for()
     on_server(
-        live_asgi, actions.receive_message, conversation=started.conversation,
-        visitor=started.visitor, text="Hello? Anyone?",
+        live_asgi,
+        actions.receive_message,
+        conversation=started.conversation,
+        visitor=started.visitor,
+        text="Hello? Anyone?",
     )
     row = operator.locator(".conv-row").filter(has_text="Hello? Anyone?")
     expect(row.locator(".unread")).to_have_text("2")

@@ -121,9 +121,9 @@
     S.pending[cid] = { text: text, el: li2, conv: convOpen() ? S.conv.id : null };
     sendPending(cid);
   }
-  function sendPending(cid) {
+  function sendPending(cid, resend) {
     var p = S.pending[cid];
-    if (p && !p.viaStart) send({ type: "message", text: p.text, client_id: cid, conversation: p.conv, page_url: S.pageUrl });
+    if (p && !p.viaStart) send({ type: "message", text: p.text, client_id: cid, conversation: p.conv, page_url: S.pageUrl, resend: !!resend });
   }
   form.onsubmit = function (e) { e.preventDefault(); submit(); };
   function resize() { input.style.height = "auto"; input.style.height = Math.min(input.scrollHeight, 120) + "px"; }
@@ -165,7 +165,7 @@
       if (f.consent) S.offer = f.consent;
       f.messages.forEach(render);
       if (S.conv && S.conv.status === "closed" && f.messages.length) note(t.closed);
-      Object.keys(S.pending).forEach(sendPending);
+      Object.keys(S.pending).forEach(function (cid) { sendPending(cid, true); });
       updateMenu(); ack();
     } else if (f.type === "message") {
       render(f.message);
