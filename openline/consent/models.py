@@ -177,16 +177,25 @@ class ConsentRecord(AppendOnlyModel):
 
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    created_at = models.DateTimeField(db_index=True)
-    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="records")
-    version = models.ForeignKey(AgreementVersion, on_delete=models.PROTECT, related_name="records")
+    # Single-column indexes on created_at and the foreign keys would only duplicate the
+    # composite indexes below (which lead with them) and slow every insert.
+    created_at = models.DateTimeField()
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
+    version = models.ForeignKey(
+        AgreementVersion, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
     language = models.CharField(max_length=10)
     text_sha256 = models.CharField(max_length=64)
     state = models.CharField(max_length=12, choices=ConsentState.choices)
     method = models.CharField(max_length=24, choices=ConsentMethod.choices)
     origin = models.CharField(max_length=12, choices=ConsentOrigin.choices)
     visitor = models.ForeignKey(
-        "conversations.Visitor", on_delete=models.PROTECT, related_name="consent_records"
+        "conversations.Visitor",
+        on_delete=models.PROTECT,
+        related_name="consent_records",
+        db_index=False,
     )
     # A pseudonymous label ("Visitor 1a2b3c4d"), never the client's name: records are
     # immutable and must survive erasure, so the name is looked up at read time instead.
@@ -197,6 +206,7 @@ class ConsentRecord(AppendOnlyModel):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     conversation = models.ForeignKey(
         "conversations.Conversation",

@@ -47,18 +47,20 @@ PERIODS = [
 class RecordFilterForm(forms.Form):
     """The Obtained consents filter; it lives in the URL so a view can be shared."""
 
-    consent = forms.ModelChoiceField(
-        queryset=Agreement.objects.order_by("name"),
+    # Plain choice fields built from one small query each: ModelChoiceField would walk a
+    # server-side cursor per render, which costs more than the whole page of records.
+    consent = forms.TypedChoiceField(
+        coerce=int,
         required=False,
+        empty_value=None,
         label="Consent",
-        empty_label="All consents",
         error_messages={"invalid_choice": "Unknown consent: choose one from the list."},
     )
-    channel = forms.ModelChoiceField(
-        queryset=OpenChannel.objects.order_by("name"),
+    channel = forms.TypedChoiceField(
+        coerce=int,
         required=False,
+        empty_value=None,
         label="Open Channel",
-        empty_label="All Open Channels",
         error_messages={"invalid_choice": "Unknown Open Channel: choose one from the list."},
     )
     period = forms.ChoiceField(choices=PERIODS, required=False, label="Date")
@@ -88,6 +90,26 @@ class RecordFilterForm(forms.Form):
             attrs={"type": "search", "placeholder": "Name, e-mail, visitor id or IP"}
         ),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.agreements = {a.pk: a for a in Agreement.objects.order_by("name", "id")}
+        self.channels = {c.pk: c for c in OpenChannel.objects.order_by("name", "id")}
+        self.fields["consent"].choices = [("", "All consents")] + [
+            (pk, a.name if a.is_active else f"{a.name} (deactivated)")
+            for pk, a in self.agreements.items()
+        ]
+        self.fields["channel"].choices = [("", "All Open Channels")] + [
+            (pk, c.name) for pk, c in self.channels.items()
+        ]
+
+    def clean_consent(self):
+        value = self.cleaned_data.get("consent")
+        return self.agreements.get(value) if value is not None else None
+
+    def clean_channel(self):
+        value = self.cleaned_data.get("channel")
+        return self.channels.get(value) if value is not None else None
 
     def clean(self):
         data = super().clean()
@@ -348,17 +370,28 @@ def _user_label(name: str, erased_at, public_id) -> str:
     return name or f"Visitor {short}"
 
 
-def export_rows(flt: RecordFilter) -> Iterator[list[dict]]:
-    """Yield the filtered records as export dicts, a keyset chunk at a time (constant memory)."""
+def export_rows(flt: RecordFilter) -> Iterator[list[list]]:
+    """Yield the filtered records as rows in EXPORT_FIELDS order, a keyset chunk at a time.
+
+    Memory stays constant: each chunk is one index range query of EXPORT_CHUNK rows.
+    """
     names = dict(Agreement.objects.values_list("id", "name"))
     numbers = dict(AgreementVersion.objects.values_list("id", "number"))
     base = filtered_records(flt)
     cursor: tuple[dt.datetime, int] | None = None
+    utc = dt.UTC
     while True:
         chunk = list(after_cursor(base, cursor).values_list(*_VALUES)[:EXPORT_CHUNK])
         if not chunk:
             return
+        missing = {row[13] for row in chunk if row[13] not in numbers}
+        if missing:
+            numbers.update(
+                AgreementVersion.objects.filter(pk__in=missing).values_list("id", "number")
+            )
+            names.update(Agreement.objects.values_list("id", "name"))
         out = []
+        append = out.append
         for (
             _pk,
             created_at,
@@ -383,36 +416,34 @@ def export_rows(flt: RecordFilter) -> Iterator[list[dict]]:
             text_sha256,
             user_agent,
         ) in chunk:
-            if version_id not in numbers:
-                numbers.update(
-                    AgreementVersion.objects.filter(pk=version_id).values_list("id", "number")
-                )
-            if agreement_id not in names:
-                names.update(Agreement.objects.filter(pk=agreement_id).values_list("id", "name"))
-            out.append(
-                {
-                    "date": created_at.astimezone(dt.UTC).isoformat(),
-                    "record_id": str(rec_uuid),
-                    "user": _user_label(v_name, v_erased, v_public),
-                    "visitor_id": str(v_public),
-                    "source_type": source_type,
-                    "source_id": source_id,
-                    "source": source_label,
-                    "address": address,
-                    "ip": ip or "",
-                    "ip_missing_reason": ip_reason,
-                    "consent": names.get(agreement_id, ""),
-                    "consent_id": agreement_id,
-                    "version": numbers.get(version_id),
-                    "language": language,
-                    "state": state,
-                    "method": method,
-                    "origin": origin,
-                    "channel_id": channel_id,
-                    "conversation_id": conversation_id,
-                    "text_sha256": text_sha256,
-                    "user_agent": user_agent,
-                }
+            public = str(v_public)
+            user = (
+                f"Deleted client {public[:8]}" if v_erased else (v_name or f"Visitor {public[:8]}")
+            )
+            append(
+                [
+                    created_at.astimezone(utc).isoformat(),
+                    str(rec_uuid),
+                    user,
+                    public,
+                    source_type,
+                    source_id,
+                    source_label,
+                    address,
+                    ip or "",
+                    ip_reason,
+                    names.get(agreement_id, ""),
+                    agreement_id,
+                    numbers.get(version_id),
+                    language,
+                    state,
+                    method,
+                    origin,
+                    channel_id,
+                    conversation_id,
+                    text_sha256,
+                    user_agent,
+                ]
             )
         yield out
         last = chunk[-1]
@@ -422,6 +453,10 @@ def export_rows(flt: RecordFilter) -> Iterator[list[dict]]:
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Columns a client or an integration can write: a spreadsheet would run a formula there.
+_FREE_TEXT = [
+    EXPORT_FIELDS.index(name) for name in ("user", "source_id", "source", "address", "user_agent")
+]
 
 
 def _cell(value) -> str:
@@ -441,11 +476,19 @@ def csv_chunks(flt: RecordFilter) -> Iterator[bytes]:
     for rows in export_rows(flt):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([[_cell(row[name]) for name in EXPORT_FIELDS] for row in rows])
+        for row in rows:
+            for index in _FREE_TEXT:
+                value = row[index]
+                if value and value.startswith(_FORMULA_START):
+                    row[index] = "'" + value
+        writer.writerows(rows)
         yield buffer.getvalue().encode()
 
 
 def jsonl_chunks(flt: RecordFilter) -> Iterator[bytes]:
     """Yield the JSON Lines export as encoded chunks."""
     for rows in export_rows(flt):
-        yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        yield "".join(
+            json.dumps(dict(zip(EXPORT_FIELDS, row, strict=True)), ensure_ascii=False) + "\n"
+            for row in rows
+        ).encode()
