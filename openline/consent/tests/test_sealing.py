@@ -138,3 +138,38 @@ def test_canonical_content_leaves_out_the_display_label_and_includes_evidence(gi
     assert "visitor_label" not in payload
     assert payload["evidence"]["channel_consent_settings"]["consent_enabled"] is True
     assert payload["ip"] == "203.0.113.7" and payload["text_sha256"] == record.text_sha256
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sealer_waits_for_a_writer_still_in_its_transaction_on_postgresql(give):
+    """A slow writer's lower id must not appear after the sealer passed it (PostgreSQL sequences)."""
+    import threading
+
+    from django.db import connections, transaction
+
+    if connection.vendor != "postgresql":
+        from openline.conftest import unavailable
+
+        unavailable("this test needs DATABASE_URL pointing at PostgreSQL")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_writer():
+        try:
+            with transaction.atomic():
+                give(source_id="slow")
+                inside.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert inside.wait(10)
+    give(source_id="fast")  # commits with a higher id while the slow one is open
+    assert sealing.seal_pending(wait_timeout=0.3).waiting is True
+    assert not SealBatch.objects.exists()
+    release.set()
+    writer.join(10)
+    result = sealing.seal_pending()
+    assert result.records == 2
+    assert sealing.verify_registry().ok
