@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role, User
@@ -94,11 +94,19 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
             "consent": consent,
             "consent_asked": current.channel.consent_enabled,
             "targets": actions.transfer_targets(current),
-            "crm_url": f"/console/crm/conversations/{current.id}/save/",
+            "crm_url": _crm_url(current),
         }
     )
     context["inbox_config"]["last_id"] = history[-1].id if history else 0
     return render(request, "conversations/inbox.html", context)
+
+
+def _crm_url(conversation) -> str:
+    # The CRM side ("Save to CRM") is its own page; this menu only links to it.
+    try:
+        return reverse("crm:save_conversation", kwargs={"conversation_id": conversation.id})
+    except NoReverseMatch:
+        return f"/console/crm/conversations/{conversation.id}/save/"
 
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)

@@ -378,6 +378,7 @@ def test_inbox_updates_live_with_unread_badge_and_title(browser, live_asgi, chan
     row = operator.locator(".conv-row").filter(has_text="Hello? Anyone?")
     expect(row.locator(".unread")).to_have_text("2")
     expect(operator).to_have_title(re.compile(r"^\(2\) Inbox"))
+    expect(operator.locator('[data-box-count="new"]')).to_have_text("1")
     screenshot(operator, "console-inbox-live", full_page=False)
     row.click()
     expect(operator.locator(".conv-row.active .unread")).to_be_hidden()

@@ -45,6 +45,7 @@
   }
   function upsert(c, moveTop) {
     if (!list) return;
+    refreshCounts();
     var old = list.querySelector('li[data-id="' + c.id + '"]');
     if (c.id === cfg.current && document.visibilityState === "visible") c.unread = 0;
     setStatus(c);
@@ -60,6 +61,21 @@
     if (!st || c.id !== cfg.current) return;
     st.textContent = c.status.charAt(0).toUpperCase() + c.status.slice(1);
     st.className = "badge badge-" + c.status;
+  }
+  var countsTimer = 0;
+  function refreshCounts() {
+    // The box counts cover conversations outside this list too: ask the page again, quietly.
+    if (countsTimer) return;
+    countsTimer = setTimeout(function () {
+      countsTimer = 0;
+      fetch(location.pathname + location.search, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        doc.querySelectorAll("[data-box-count]").forEach(function (n) {
+          var mine = document.querySelector('[data-box-count="' + n.dataset.boxCount + '"]');
+          if (mine) mine.textContent = n.textContent;
+        });
+      }).catch(function () { /* counts refresh on the next event */ });
+    }, 700);
   }
   function updateTitle() {
     unreadTotal = 0;

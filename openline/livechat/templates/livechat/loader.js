@@ -10,6 +10,8 @@
   function post(msg) { if (frame && frame.contentWindow) frame.contentWindow.postMessage(msg, O); }
   function place() {
     var small = Math.min(w.innerWidth, screen.width || 1e4) < 480;
+    // Full screen on phones: the chat's own close button replaces the launcher.
+    btn.style.display = small ? "none" : "grid";
     css(frame, small ? { right: "0", bottom: "0", width: "100%", height: "100%", borderRadius: "0" }
       : { right: "20px", bottom: "92px", width: "370px", height: "min(580px, calc(100% - 112px))", borderRadius: "14px" });
   }
@@ -18,7 +20,7 @@
     frame.style.display = open ? "block" : "none";
     btn.setAttribute("aria-expanded", open ? "true" : "false");
     if (open) { place(); post({ openline: "open", url: location.href }); badge.style.display = "none"; }
-    else btn.focus();
+    else { btn.style.display = "grid"; btn.focus(); }
   }
   function init() {
     frame = d.createElement("iframe");
