@@ -335,11 +335,16 @@ def record_list(request: HttpRequest) -> HttpResponse:
             cursor = selectors.decode_cursor(request.GET["cursor"])
         except selectors.BadCursor as exc:
             cursor_error = str(exc)
-    qs = selectors.filtered_records(flt).select_related(
-        "agreement", "version", "visitor", "channel"
+    qs = (
+        selectors.filtered_records(flt)
+        .select_related("agreement", "version", "visitor")
+        .only(*selectors.LIST_COLUMNS)
     )
     page = selectors.page_of(qs, cursor)
-    count, exact = selectors.count_estimate(selectors.filtered_records(flt))
+    # Counting is for orientation only: once, on the first page, capped or estimated.
+    count, exact = (
+        selectors.count_estimate(selectors.filtered_records(flt)) if cursor is None else (0, False)
+    )
     params = _export_params(request)
     return render(
         request,
