@@ -282,3 +282,27 @@ def test_no_delete_control_or_route_exists(admin_client, give):
         f"/console/obtained-consents/{record.uuid}/", {"delete": "1"}
     ).status_code in (200, 405)
     assert ConsentRecord.objects.filter(pk=record.pk).exists()
+
+
+def test_export_streams_over_a_real_asgi_server(live_asgi, auditor, give, monkeypatch):
+    import httpx
+    from django.test import Client
+
+    monkeypatch.setattr(selectors, "EXPORT_CHUNK", 3)
+    made = [give(source_id=str(i)) for i in range(7)]
+    session = Client()
+    session.force_login(auditor)
+    cookies = {"sessionid": session.cookies["sessionid"].value}
+    chunks = []
+    with httpx.stream(
+        "GET", f"{live_asgi.url}/console/obtained-consents/export/?format=csv", cookies=cookies
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-disposition"].startswith("attachment;")
+        chunks = list(response.iter_bytes())
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert [r["record_id"] for r in rows] == [str(r.uuid) for r in reversed(made)]
+    jsonl = httpx.get(
+        f"{live_asgi.url}/console/obtained-consents/export/?format=jsonl", cookies=cookies
+    )
+    assert len(jsonl.text.splitlines()) == 7
