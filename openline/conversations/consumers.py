@@ -54,7 +54,7 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def disconnect(self, code) -> None:
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await events.leave_group(self.channel_layer, group, self.channel_name)
 
     async def pre_dispatch(self, kind: str, frame: dict) -> bool:
         if not limits.FRAMES_PER_CONNECTION.allow(self.channel_name):

@@ -28,6 +28,14 @@ def channel_group(channel_id: int) -> str:
     return f"inbox.ch.{channel_id}"
 
 
+async def leave_group(layer, group: str, channel_name: str) -> None:
+    """Leave a group when a socket closes; a failure only leaves a member that expires later."""
+    try:
+        await layer.group_discard(group, channel_name)
+    except Exception as exc:  # noqa: BLE001 - e.g. the Redis pool is exhausted by a mass disconnect
+        logger.info("group_discard failed: %s", type(exc).__name__)
+
+
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
 

@@ -103,8 +103,8 @@ class VisitorConsumer(JsonFrameConsumer):
     async def disconnect(self, code) -> None:
         self.auth_timer.cancel()
         if self.visitor is not None:
-            await self.channel_layer.group_discard(
-                events.visitor_group(self.visitor), self.channel_name
+            await events.leave_group(
+                self.channel_layer, events.visitor_group(self.visitor), self.channel_name
             )
 
     async def pre_dispatch(self, kind: str, frame: dict) -> bool:
