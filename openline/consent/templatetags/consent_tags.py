@@ -77,6 +77,7 @@ def thousands(value) -> str:
         return str(value)
 
 
+_SAMPLE = "00000000-0000-0000-0000-000000000000"
 _STATE_BADGE = {"given": ("badge-ok", "Given"), "withdrawn": ("badge-warn", "Withdrawn")}
 
 
@@ -99,9 +100,13 @@ def record_rows(records) -> str:
     by ``format_html``.
     """
     list_url = reverse("consent:records")
+    # One reverse() for the whole page: the detail URL is the list URL plus the record id.
+    detail_prefix = reverse("consent:record_detail", kwargs={"record_uuid": _SAMPLE}).removesuffix(
+        f"{_SAMPLE}/"
+    )
     rows = []
     for r in records:
-        detail = reverse("consent:record_detail", kwargs={"record_uuid": r.uuid})
+        detail = f"{detail_prefix}{r.uuid}/"
         source_text = r.source_label or r.get_source_type_display()
         source = _link(source_href(r), source_text, external=r.source_type == "website")
         address_link = address_href(r)
