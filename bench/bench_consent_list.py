@@ -392,7 +392,8 @@ def measure_list(client, base: str, query: str, repeat: int) -> tuple[float, flo
         return elapsed, response.text
 
     first_url = f"{base}/console/obtained-consents/?{query}"
-    timed(first_url)  # warm up
+    for _ in range(3):  # warm up: template cache, first connections, planner statistics
+        timed(first_url)
     first = [timed(first_url)[0] for _ in range(repeat)]
     url = first_url
     hops = 0
