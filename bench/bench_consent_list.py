@@ -46,15 +46,18 @@ ORIGINS = ["livechat"] * 12 + ["telegram"] * 3 + ["whatsapp"] * 2 + ["facebook",
 METHOD = {"livechat": "clicked_accept", "crm": "saved_to_crm"}
 
 
-def bench_url() -> str:
-    """Return the benchmark database URL (never the test or the real database)."""
+def bench_url(quick: bool = False) -> str:
+    """Return the benchmark database URL (never the test or the real database).
+
+    ``--quick`` runs use their own database so they never wipe the 10,000,000-row seed.
+    """
     explicit = os.environ.get("OPENLINE_BENCH_DATABASE_URL")
     if explicit:
-        return explicit
+        return explicit + ("_quick" if quick else "")
     base = os.environ.get("DATABASE_URL", "") or "postgres://postgres@127.0.0.1:5432/test"
     if not base.startswith(("postgres://", "postgresql://")):
         base = "postgres://postgres@127.0.0.1:5432/test"
-    return base.rsplit("/", 1)[0] + "/openline_bench"
+    return base.rsplit("/", 1)[0] + ("/openline_bench_quick" if quick else "/openline_bench")
 
 
 def _env(url: str) -> dict:
@@ -446,7 +449,7 @@ def run(args) -> list[dict]:
     import httpx
 
     log = lambda text: print(text, flush=True)  # noqa: E731
-    url = bench_url()
+    url = bench_url(args.quick)
     rows = QUICK_ROWS if args.quick else FULL_ROWS
     ensure_database(url)
     setup = setup_objects(url)

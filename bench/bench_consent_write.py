@@ -95,7 +95,7 @@ def _result(proc: subprocess.Popen) -> dict:
 
 
 def run(args) -> list[dict]:
-    url = bench_url()
+    url = bench_url(args.quick)
     ensure_database(url)
     setup_objects(url)
     seconds = 3.0 if args.quick else 8.0
