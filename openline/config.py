@@ -38,6 +38,8 @@ class Config:
     controller_name: str
     log_level: str
     secure_cookies: bool
+    db_pool_min: int = 1
+    db_pool_max: int = 16
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -75,6 +77,19 @@ def parse_networks(
         except ValueError as exc:
             raise ConfigError(f"{name}: {item!r} is not an IP address or network") from exc
     return networks
+
+
+def parse_int(name: str, raw: str | None, default: int, minimum: int = 0) -> int:
+    """Parse a whole number variable of at least ``minimum``."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def _generated_secret(var_dir: Path) -> str:
@@ -164,6 +179,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
         controller_name=environ.get("OPENLINE_CONTROLLER_NAME", "").strip()
         or "Openline demo company",
         log_level=log_level,
+        db_pool_min=parse_int("OPENLINE_DB_POOL_MIN", environ.get("OPENLINE_DB_POOL_MIN"), 1),
+        db_pool_max=parse_int(
+            "OPENLINE_DB_POOL_MAX", environ.get("OPENLINE_DB_POOL_MAX"), 16, minimum=1
+        ),
         secure_cookies=parse_bool(
             "OPENLINE_SECURE_COOKIES", environ.get("OPENLINE_SECURE_COOKIES"), default=production
         ),

@@ -96,13 +96,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_openline_{os.getpid()}"}
+    # Under ASGI every request may run in its own thread, so Django's persistent
+    # connections do not help; psycopg's pool saves the connect on every request.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": CONFIG.db_pool_min,
+        "max_size": CONFIG.db_pool_max,
+        "timeout": 10,
+    }
 
 if CONFIG.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": CONFIG.redis_url, "socket_timeout": 30}],  # redis-py 8 times out reads at 5 s, the same as channels_redis' BZPOPMIN wait
+                "hosts": [
+                    {"address": CONFIG.redis_url, "socket_timeout": 30}
+                ],  # redis-py 8 times out reads at 5 s, the same as channels_redis' BZPOPMIN wait
                 "capacity": 1500,
                 "expiry": 30,
                 # Lets several deployments (or test runs) share one Redis safely.
