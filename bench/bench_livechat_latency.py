@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 
 from bench.bench_livechat_idle import (
     ROOT,
@@ -89,12 +90,21 @@ async def openline_latency(
         assert json.loads(await ws.recv())["type"] == "ready"
         visitors.append(ws)
 
+    echoes: list[float] = []
+
     async def drain(ws) -> None:
-        async for _ in ws:
-            pass
+        # The sender's own copy comes back through its visitor group (same process).
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame.get("type") == "message":
+                key = frame["message"]["client_id"]
+                if key in sent and int(key[1:]) >= warmup:
+                    echoes.append((time.perf_counter() - sent[key][0]) * 1000)
 
     drains = [asyncio.create_task(drain(ws)) for ws in visitors]
     sent: dict[str, tuple[float, int]] = {}
+    wall: dict[str, float] = {}
+    stored: list[float] = []
     latencies: list[float] = []
     errors = 0
     total = warmup + count
@@ -111,6 +121,8 @@ async def openline_latency(
                 if key in sent and sent[key][1] != side:
                     if int(key[1:]) >= warmup:
                         latencies.append((now - sent[key][0]) * 1000)
+                        created = datetime.fromisoformat(frame["message"]["created_at"]).timestamp()
+                        stored.append((created - wall[key]) * 1000)
                     seen += 1
                     if seen >= total:
                         done.set()
@@ -124,6 +136,7 @@ async def openline_latency(
         n = i % len(visitors)
         key = f"b{i}"
         sent[key] = (time.perf_counter(), n % 2)
+        wall[key] = time.time()
         await visitors[n].send(
             json.dumps(
                 {
@@ -141,6 +154,8 @@ async def openline_latency(
     for task in receivers + drains:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in operators + visitors), return_exceptions=True)
+    openline_latency.stored = stored  # type: ignore[attr-defined]
+    openline_latency.echoes = echoes  # type: ignore[attr-defined]
     return latencies, errors + (count - len(latencies))
 
 
@@ -328,6 +343,12 @@ def run(args) -> list[dict]:
                     stop(server)
             results += _summary(
                 "Openline visitor→operator (stored, across 2 processes via Redis)", latencies, 10
+            )
+            results += _summary(
+                "  of which: frame sent → row stored (server clock)", openline_latency.stored
+            )
+            results += _summary(
+                "  the sender's own copy back (same process, via Redis)", openline_latency.echoes
             )
             results.append(
                 {

@@ -104,6 +104,11 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         """Check authentication and limits before a frame is handled; False stops it."""
         return True
 
+    async def openline_events(self, message: dict) -> None:
+        # A batch of events queued while the publisher was busy ("openline.events").
+        for event in message["events"]:
+            await self.send_json(event)
+
     async def openline_event(self, message: dict) -> None:
         # Channels maps the group message type "openline.event" (EVENT_TYPE) to this method.
         await self.send_json(message["event"])
