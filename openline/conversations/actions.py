@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
+
+if TYPE_CHECKING:
+    from openline.consent.models import ConsentRecord
 from openline.conversations import events
 from openline.conversations.models import (
     Conversation,
@@ -427,7 +431,7 @@ class Started:
     visitor: Visitor
     conversation: Conversation
     message: Message
-    record: object | None
+    record: ConsentRecord | None
 
 
 @transaction.atomic
@@ -478,6 +482,7 @@ def livechat_start(
     if conversation is None:
         conversation = start_conversation(channel=channel, visitor=visitor, page_url=page_url)
     if must_consent:
+        assert shown is not None and accepted is not None  # checked above; narrows for mypy
         record = record_consent(
             visitor=visitor,
             version=shown.version,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role, User
-from openline.accounts.permissions import role_required
+from openline.accounts.permissions import StaffRequest, role_required
 from openline.consent.services import current_state
 from openline.conversations import actions
 from openline.conversations.consumers import visible_conversations
@@ -38,7 +38,7 @@ def _box_filter(box: str, user) -> Q:
     }[box]
 
 
-def _inbox_context(request: HttpRequest, current=None) -> dict:
+def _inbox_context(request: StaffRequest, current=None) -> dict:
     box = request.GET.get("box", "open")
     if box not in dict(BOXES):
         box = "open"
@@ -66,12 +66,12 @@ def _inbox_context(request: HttpRequest, current=None) -> dict:
 
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: StaffRequest) -> HttpResponse:
     """Show the conversations of the user's Open Channels, updated live."""
     return render(request, "conversations/inbox.html", _inbox_context(request))
 
 
-def _visible_or_404(request: HttpRequest, conversation_id: int):
+def _visible_or_404(request: StaffRequest, conversation_id: int):
     conversation = visible_conversations(request.user).filter(pk=conversation_id).first()
     if conversation is None:
         raise Http404("No such conversation")
@@ -79,7 +79,7 @@ def _visible_or_404(request: HttpRequest, conversation_id: int):
 
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
-def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation(request: StaffRequest, conversation_id: int) -> HttpResponse:
     """Show one chat: history, reply box, the client's page and consent, the three-dot menu."""
     current = _visible_or_404(request, conversation_id)
     context = _inbox_context(request, current)
@@ -111,7 +111,7 @@ def _crm_url(conversation) -> str:
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
 @require_POST
-def close(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def close(request: StaffRequest, conversation_id: int) -> HttpResponse:
     """Close the conversation (three-dot menu)."""
     current = _visible_or_404(request, conversation_id)
     try:
@@ -125,7 +125,7 @@ def close(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 @role_required(Role.ADMINISTRATOR, Role.OPERATOR)
 @require_POST
-def transfer(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def transfer(request: StaffRequest, conversation_id: int) -> HttpResponse:
     """Transfer the conversation to another operator of its Open Channel (three-dot menu)."""
     current = _visible_or_404(request, conversation_id)
     try:
@@ -142,7 +142,7 @@ def transfer(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 
 @role_required(Role.ADMINISTRATOR)
-def livechat_settings(request: HttpRequest, pk: int) -> HttpResponse:
+def livechat_settings(request: StaffRequest, pk: int) -> HttpResponse:
     """Configure which websites may show a channel's chat, and show the embed snippet."""
     from openline.livechat.origins import CONFIG_KEY, allowed_origins, parse_origins
     from openline.livechat.views import public_origin

@@ -54,10 +54,11 @@ def visitor_ready(*, channel, visitor, last_id: int, language: str) -> dict:
     conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
     current = conversations.order_by("-id").first()
     if last_id:
-        messages = Message.objects.filter(
-            conversation__in=conversations, id__gt=last_id
-        ).select_related("author")
-        messages = list(messages.order_by("id")[:500])
+        messages = list(
+            Message.objects.filter(conversation__in=conversations, id__gt=last_id)
+            .select_related("author")
+            .order_by("id")[:500]
+        )
     elif current is not None:
         messages = list(current.messages.select_related("author").order_by("-id")[:HISTORY_LIMIT])[
             ::-1
@@ -137,7 +138,7 @@ class VisitorConsumer(JsonFrameConsumer):
         self.authenticating = True
         self.auth_timer.cancel()
         try:
-            public_id = tokens.read_token(frame.get("token"), channel_code=self.code)
+            public_id = tokens.read_token(str(frame.get("token") or ""), channel_code=self.code)
             last_id = int_field(frame, "last_id", default=0)
         except (tokens.BadToken, ValueError):
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -188,7 +189,8 @@ class VisitorConsumer(JsonFrameConsumer):
         conversation_id = frame.get("conversation")
         if conversation_id is not None:
             conversation_id = int_field(frame, "conversation")
-        page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
+        raw_url = frame.get("page_url")
+        page_url = raw_url if isinstance(raw_url, str) else ""
         try:
             message, created = await db_async(actions.visitor_send, parallel=True)(
                 channel=self.channel_obj,
@@ -234,7 +236,8 @@ class VisitorConsumer(JsonFrameConsumer):
         )
 
     async def frame_withdraw(self, frame: dict) -> None:
-        page_url = frame.get("page_url") if isinstance(frame.get("page_url"), str) else ""
+        raw_url = frame.get("page_url")
+        page_url = raw_url if isinstance(raw_url, str) else ""
         record = await db_async(actions.withdraw_livechat_consent)(
             channel=self.channel_obj,
             visitor=self.visitor,

@@ -149,11 +149,11 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
         ).first()
         if visitor is None:
             return _json_error(401, "bad_token", "Your chat session has expired.")
-    language = (
-        data.get("language") if isinstance(data.get("language"), str) else widget_language(request)
-    )
+    raw_language = data.get("language")
+    language = raw_language if isinstance(raw_language, str) else widget_language(request)
     accepted = _accepted(data.get("consent"))
-    page_url = data.get("page_url") if isinstance(data.get("page_url"), str) else ""
+    raw_url = data.get("page_url")
+    page_url = raw_url if isinstance(raw_url, str) else ""
     try:
         started = actions.livechat_start(
             channel=channel,
@@ -163,7 +163,7 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
             ip=ip,
             user_agent=request.headers.get("User-Agent", ""),
             language=language[:10],
-            text=data.get("text"),
+            text=data.get("text") or "",
             client_id=data.get("client_id") or "",
         )
     except actions.ActionError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -127,8 +127,13 @@ def channel_configure(request: StaffRequest, pk: int, tab: str = "general") -> H
             return redirect("openchannels:configure", pk=channel.pk, tab="general")
         context["form"] = form
     elif tab == "consents":
-        consent_initial = {"consent_enabled": channel.consent_enabled, "agreement": channel.agreement}
-        consent_form = ConsentSettingsForm(request.POST or None, initial=consent_initial, current=channel.agreement)
+        consent_initial = {
+            "consent_enabled": channel.consent_enabled,
+            "agreement": channel.agreement,
+        }
+        consent_form = ConsentSettingsForm(
+            request.POST or None, initial=consent_initial, current=channel.agreement
+        )
         if request.method == "POST" and consent_form.is_valid():
             try:
                 services.update_consent_settings(
