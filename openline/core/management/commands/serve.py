@@ -46,6 +46,9 @@ class Command(BaseCommand):
             "--forwarded-allow-ips",
             "127.0.0.1",
             "--no-server-header",
+            # Chat frames are small; per-message deflate would double each socket's memory.
+            "--ws-per-message-deflate",
+            "false",
             "--log-level",
             "warning",
         ]
