@@ -51,7 +51,7 @@ def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["engine"] == "django.db.backends.postgresql"
-    assert loaded["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
 
 
