@@ -82,6 +82,43 @@ def _trigger_compatible_flush() -> None:
 _trigger_compatible_flush()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_database_pools(django_db_setup, django_db_blocker):
+    """Close PostgreSQL connection pools before the test databases are dropped."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if connection.vendor != "postgresql":
+                continue
+            connection.close_pool()
+            # Server threads that ended while holding a pooled connection leave it open
+            # until garbage collection; end those sessions so the database can be dropped.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            connection.close()
+            connection.close_pool()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Give every test its own channel layer instance.
+
+    The Redis layer binds its receiving side to the first event loop that uses it; tests
+    start and stop event loops (live servers, async_to_sync), so one shared instance
+    would make a later test's server refuse to receive.
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 # ----- personas -------------------------------------------------------------------------
 
 
@@ -201,7 +238,12 @@ class LiveServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            application, log_level="warning", lifespan="off", ws_ping_interval=None
+            application,
+            log_level="warning",
+            lifespan="off",
+            ws_ping_interval=None,
+            # Open websockets must not keep a finished test's server alive.
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -220,8 +262,12 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(timeout=5)
         self.sock.close()
+        assert not self.thread.is_alive(), "the live ASGI server did not stop"
 
 
 @pytest.fixture
