@@ -119,6 +119,13 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+def pytest_collection_modifyitems(items):
+    """Mark tests that need PostgreSQL, so the SQLite pass in CI can leave them out."""
+    for item in items:
+        if "postgres_only" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 # ----- personas -------------------------------------------------------------------------
 
 

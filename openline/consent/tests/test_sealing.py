@@ -140,6 +140,7 @@ def test_canonical_content_leaves_out_the_display_label_and_includes_evidence(gi
     assert payload["ip"] == "203.0.113.7" and payload["text_sha256"] == record.text_sha256
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_sealer_waits_for_a_writer_still_in_its_transaction_on_postgresql(give):
     """A slow writer's lower id must not appear after the sealer passed it (PostgreSQL sequences)."""
