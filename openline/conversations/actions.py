@@ -149,6 +149,11 @@ def receive_message(
     )
 
 
+def _refuse_if_closed(conversation: Conversation, reason: str) -> None:
+    if conversation.status == ConversationStatus.CLOSED:
+        raise ActionError("conversation_closed", reason, conversation=conversation.id)
+
+
 def _resent(conversation_id: int, client_id: str) -> Message | None:
     if not client_id:
         return None
@@ -183,12 +188,7 @@ def _receive(
     existing = _resent(conversation.pk, client_id) if check_resent else None
     if existing is not None:
         return existing, False
-    if conversation.status == ConversationStatus.CLOSED:
-        raise ActionError(
-            "conversation_closed",
-            "This conversation is closed. Start a new chat to write again.",
-            conversation=conversation.id,
-        )
+    _refuse_if_closed(conversation, "This conversation is closed. Start a new chat to write again.")
     message, _ = _store_message(
         conversation=conversation,
         sender=SenderKind.VISITOR,
@@ -233,16 +233,10 @@ def send_reply(
     )
     if not can_answer(actor, conversation):
         raise ActionError("forbidden", "You do not answer this Open Channel.")
-    if client_id:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
-    if conversation.status == ConversationStatus.CLOSED:
-        raise ActionError(
-            "conversation_closed",
-            "This conversation is closed; the client can start a new one.",
-            conversation=conversation.id,
-        )
+    existing = _resent(conversation.pk, client_id)
+    if existing is not None:
+        return existing, False
+    _refuse_if_closed(conversation, "This conversation is closed; the client can start a new one.")
     message, created = _store_message(
         conversation=conversation,
         sender=SenderKind.OPERATOR,
