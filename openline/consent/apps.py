@@ -1,5 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.core.management.base import CommandError
+from django.db.models.signals import post_migrate, pre_migrate
 
 
 class ConsentConfig(AppConfig):
@@ -14,9 +15,32 @@ class ConsentConfig(AppConfig):
         consent_settings_changed.connect(
             on_channel_consent_settings_changed, dispatch_uid="consent-audit-channel-settings"
         )
+        pre_migrate.connect(
+            refuse_backwards_migrations, sender=self, dispatch_uid="consent-irreversible-migrations"
+        )
         post_migrate.connect(
             _ensure_triggers, sender=self, dispatch_uid="consent-append-only-triggers"
         )
+
+
+IRREVERSIBLE_MESSAGE = (
+    "Refusing to unapply the consent registry's migrations ({names}): that would drop or "
+    "rewrite the registry of consent proof. Consent migrations only go forward; "
+    "write a new migration instead."
+)
+
+
+def refuse_backwards_migrations(sender, plan=None, **kwargs) -> None:
+    """Stop any migrate whose plan would unapply a consent migration, before anything runs."""
+    # pre_migrate fires after the plan is made and before its first step, so raising here
+    # leaves every table (and every other app's migrations) untouched.
+    backwards = [
+        f"{migration.app_label}.{migration.name}"
+        for migration, is_backwards in plan or ()
+        if is_backwards and migration.app_label == sender.label
+    ]
+    if backwards:
+        raise CommandError(IRREVERSIBLE_MESSAGE.format(names=", ".join(backwards)))
 
 
 def _ensure_triggers(sender, using="default", **kwargs) -> None:
@@ -26,8 +50,4 @@ def _ensure_triggers(sender, using="default", **kwargs) -> None:
 
     from openline.consent import triggers
 
-    connection = connections[using]
-    tables = set(connection.introspection.table_names())
-    present = tuple(t for t in triggers.APPEND_ONLY_TABLES if t in tables)
-    if present:
-        triggers.install(connection, present)
+    triggers.install(connections[using])

@@ -64,7 +64,13 @@ class AppendOnlyModel(models.Model):
 
 
 class ImmutableModel(models.Model):
-    """A row written once (a consent version or its text); later saves are refused."""
+    """A row written once (a consent version or its text); later saves and deletes are refused.
+
+    Records point at these rows as the wording their client saw, so the database
+    triggers refuse UPDATE and DELETE here too (see ``triggers.IMMUTABLE_TABLES``).
+    """
+
+    objects = AppendOnlyManager()
 
     class Meta:
         abstract = True
@@ -74,11 +80,27 @@ class ImmutableModel(models.Model):
             raise AppendOnlyError(
                 f"{type(self).__name__} is immutable: create a new version instead."
             )
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(
+            f"{type(self).__name__} is immutable: records may point at it, so it is never deleted."
+        )
+
+
+class AgreementQuerySet(models.QuerySet):
+    """Agreements are renamed and deactivated, never deleted in bulk."""
+
+    def delete(self):
+        raise AppendOnlyError("Consents are never deleted: deactivate them instead.")
 
 
 class Agreement(models.Model):
-    """A consent text the company asks clients to accept; its wording lives in versions."""
+    """A consent text the company asks clients to accept; its wording lives in versions.
+
+    Renamed and deactivated (both audited), never deleted: records and versions point at it.
+    """
 
     name = models.CharField(max_length=200, help_text="A name to find this consent later.")
     default_language = models.CharField(max_length=10, default="en")
@@ -88,11 +110,16 @@ class Agreement(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    objects = models.Manager.from_queryset(AgreementQuerySet)()
+
     class Meta:
         ordering = ["name", "id"]
 
     def __str__(self) -> str:
         return self.name
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Consents are never deleted: deactivate them instead.")
 
     @property
     def current_version(self) -> AgreementVersion | None:
@@ -108,8 +135,15 @@ class AgreementVersion(ImmutableModel):
     # Unguessable code of the public page that shows exactly this version.
     public_code = models.CharField(max_length=32, unique=True, default=public_code, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A plain id like AuditEvent.actor: SET_NULL would UPDATE an immutable row when a user
+    # is deleted, and the database refuses that.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
 
     class Meta:
@@ -327,3 +361,103 @@ class AuditEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Checkpoint(AppendOnlyModel):
+    """A signed registry head (like a Certificate Transparency signed tree head).
+
+    After each seal batch the head of the chain (batch number and hash, Merkle root,
+    cumulative record count, last record id, time) is signed with the registry's Ed25519
+    key, which lives outside the database. Anyone holding a checkpoint can later prove
+    that the registry still contains everything it covered (``consent_verify --checkpoint``).
+    """
+
+    batch_number = models.PositiveBigIntegerField(unique=True)
+    batch_hash = models.CharField(max_length=64)
+    merkle_root = models.CharField(max_length=64)
+    # Records sealed in batches 1..batch_number (quarantined ones included: they are listed).
+    record_count = models.PositiveBigIntegerField()
+    last_record_id = models.BigIntegerField()
+    issued_at = models.DateTimeField()
+    kid = models.CharField(max_length=64)
+    jws = models.TextField()
+
+    class Meta:
+        ordering = ["-batch_number"]
+
+    def __str__(self) -> str:
+        return f"Checkpoint #{self.batch_number}"
+
+    def as_public_dict(self) -> dict:
+        """Return the checkpoint as published at /registry/checkpoint (the JWS is the proof)."""
+        from datetime import UTC  # local: the top of this module is shared with other work
+
+        return {
+            "jws": self.jws,
+            "batch_number": self.batch_number,
+            "batch_hash": self.batch_hash,
+            "merkle_root": self.merkle_root,
+            "record_count": self.record_count,
+            "last_record_id": self.last_record_id,
+            "issued_at": self.issued_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "kid": self.kid,
+        }
+
+
+class VerificationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Problems found"
+    ERROR = "error", "Could not finish"
+
+
+class VerificationSource(models.TextChoices):
+    CONSOLE = "console", "Console"
+    COMMAND = "command", "consent_verify"
+    SEALER = "sealer", "Sealer"
+
+
+class VerificationRun(models.Model):
+    """One verification of the registry, or a problem the sealer met (operational state)."""
+
+    created_at = models.DateTimeField(db_index=True)
+    source = models.CharField(
+        max_length=8, choices=VerificationSource.choices, default=VerificationSource.CONSOLE
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_by_label = models.CharField(max_length=200, blank=True)
+    status = models.CharField(
+        max_length=8, choices=VerificationStatus.choices, default=VerificationStatus.QUEUED
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Progress while running, and the totals when finished.
+    batches_checked = models.PositiveBigIntegerField(default=0)
+    records_checked = models.PositiveBigIntegerField(default=0)
+    records_total = models.PositiveBigIntegerField(default=0)
+    unsealed = models.PositiveBigIntegerField(default=0)
+    problem_count = models.PositiveIntegerField(default=0)
+    # [{"kind": ..., "record_id": ..., "message": ...}] (the first problems, capped).
+    problems = models.JSONField(default=list, blank=True)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Verification {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (
+            VerificationStatus.PASSED,
+            VerificationStatus.FAILED,
+            VerificationStatus.ERROR,
+        )

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from openline.consent.integrity import text_digest
 from openline.consent.models import (
     Agreement,
     AgreementText,
@@ -252,7 +253,11 @@ def text_for(version: AgreementVersion, language: str | None) -> ShownText:
     if chosen is None:
         chosen = next(iter(texts.values()))
     return ShownText(
-        version=version, language=chosen.language, html=chosen.rendered_html, sha256=chosen.sha256
+        version=version,
+        language=chosen.language,
+        html=chosen.rendered_html,
+        # Hash what is shown, not the column: a record must prove the wording it was given.
+        sha256=text_digest(chosen),
     )
 
 

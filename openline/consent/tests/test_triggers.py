@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test import TransactionTestCase
 
-from openline.consent import sealing, triggers
-from openline.consent.models import AuditEvent, ConsentRecord, SealBatch
+from openline.consent import sealing, services, triggers
+from openline.consent.models import (
+    Agreement,
+    AgreementText,
+    AgreementVersion,
+    AuditEvent,
+    ConsentMethod,
+    ConsentOrigin,
+    ConsentRecord,
+    ConsentState,
+    SealBatch,
+    SourceType,
+)
+from openline.conversations.models import Visitor
 
 pytestmark = pytest.mark.dbspecific
 
@@ -46,25 +59,59 @@ def test_truncate_is_refused_on_postgresql(postgres_only, give):
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     assert _refused("TRUNCATE consent_consentrecord CASCADE")
     assert _refused("TRUNCATE consent_auditevent")
+    assert _refused("TRUNCATE consent_agreementtext")
+    assert _refused("TRUNCATE consent_agreementversion CASCADE")
     assert ConsentRecord.objects.count() == 1
 
 
 def test_migrations_installed_the_triggers(db):
-    for table in triggers.APPEND_ONLY_TABLES:
+    for table in triggers.guarded_tables():
         assert triggers.installed(connection, table), table
 
 
-@pytest.mark.django_db(transaction=True)
-def test_transactional_tests_can_flush_and_keep_the_triggers(give):
-    # This test commits a record; the suite's flush afterwards must still work,
-    # and the next test must find the triggers in place (checked below and by ordering).
-    give()
-    assert triggers.installed(connection)
-    assert _refused("DELETE FROM consent_consentrecord")
+def _record_without_fixtures() -> ConsentRecord:
+    """Write a record from scratch (the function-scoped fixtures' rows are flushed)."""
+    from openline.openchannels.services import create_open_channel
+
+    agreement = services.create_agreement(
+        actor=None, name="After the flush", text="We keep your e-mail.", allow_html=False
+    )
+    channel = create_open_channel(
+        actor=None,
+        name="After the flush",
+        operators=[],
+        connectors=["livechat"],
+        consent_enabled=True,
+        agreement=agreement,
+    )
+    visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Fiona")
+    return services.record_consent(
+        visitor=visitor,
+        version=agreement.current_version,
+        language="en",
+        state=ConsentState.GIVEN,
+        method=ConsentMethod.CLICKED_ACCEPT,
+        origin=ConsentOrigin.LIVECHAT,
+        source_type=SourceType.WEBSITE,
+        address="https://example.com/after",
+        channel=channel,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_triggers_are_back_after_a_transactional_flush(give):
-    assert ConsentRecord.objects.count() == 0  # the previous test's record was flushed
+def test_the_suites_flush_empties_the_registry_and_puts_every_trigger_back(give):
+    # Self-contained: commit registry rows, run the very teardown every transactional test
+    # ends with (patched in openline/conftest.py), then prove the triggers still refuse.
     give()
+    sealing.seal_pending()
+    TransactionTestCase()._fixture_teardown()
+    for model in (ConsentRecord, SealBatch, AuditEvent, AgreementText, AgreementVersion, Agreement):
+        assert not model.objects.exists(), model
+    for table in triggers.guarded_tables():
+        assert triggers.installed(connection, table), table
+    record = _record_without_fixtures()
     assert _refused("DELETE FROM consent_consentrecord")
+    assert _refused(f"UPDATE consent_consentrecord SET address = 'x' WHERE id = {record.pk}")
+    assert _refused("UPDATE consent_agreementtext SET rendered_html = 'x'")
+    assert _refused("DELETE FROM consent_agreementversion")
+    assert ConsentRecord.objects.get(pk=record.pk).address == "https://example.com/after"
