@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "openline.accounts.middleware.IdleSessionTimeoutMiddleware",
+    "openline.accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "openline.core.middleware.SecurityHeadersMiddleware",
 ]
@@ -78,6 +80,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "openline.core.context_processors.console",
+                "openline.consent.context_processors.registry_alert",
             ],
         },
     },
@@ -140,7 +143,9 @@ if CONFIG.redis_url:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CONFIG.redis_url,
-            "KEY_PREFIX": "openline",
+            # Sign-in throttle counters live here; a prefix of their own keeps deployments
+            # (or test runs) sharing one Redis from throttling each other.
+            "KEY_PREFIX": os.environ.get("OPENLINE_CHANNEL_PREFIX", "openline"),
         }
     }
 else:
@@ -158,6 +163,13 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "core:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+# Sign-in throttling (accounts/throttle.py): (failed attempts, window seconds), shared via the cache.
+OPENLINE_LOGIN_RATE_ACCOUNT = CONFIG.login_rate_account
+OPENLINE_LOGIN_RATE_IP = CONFIG.login_rate_ip
+# Password checks (Argon2) run at once per process; more wait, then get "busy" (503).
+OPENLINE_LOGIN_CONCURRENCY = CONFIG.login_concurrency
+# Seconds a signed-in session may stay unused before it is signed out; 0 turns it off.
+OPENLINE_SESSION_IDLE_TIMEOUT = CONFIG.session_idle_timeout
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -205,8 +217,13 @@ CSRF_COOKIE_SECURE = CONFIG.secure_cookies
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
-if CONFIG.production:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: it would believe X-Forwarded-Proto from any peer. The scheme comes
+# from openline.core.proxy.TrustedProxyMiddleware, which believes only OPENLINE_TRUSTED_PROXIES.
+SECURE_SSL_REDIRECT = CONFIG.production
+# Load balancers probe health over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = CONFIG.hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.hsts_include_subdomains
 
 LOGGING = {
     "version": 1,
@@ -228,3 +245,22 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# The registry's Ed25519 signing key lives in a file, never in the database (consent/signing.py).
+OPENLINE_SIGNING_KEY_FILE = os.environ.get("OPENLINE_SIGNING_KEY_FILE", "").strip() or str(
+    VAR_DIR / "signing" / "registry-ed25519.pem"
+)
+if CONFIG.production and not os.environ.get("OPENLINE_SIGNING_KEY_FILE", "").strip():
+    raise ImproperlyConfigured(
+        "Openline refuses to start in production mode: OPENLINE_SIGNING_KEY_FILE is not set "
+        "(the registry's signing key must live outside the database)."
+    )
+# Where each signed registry checkpoint is copied outside the database: a file path (one JSON
+# line per checkpoint) or an http(s) URL (POST of the JSON); empty keeps them in the DB only.
+OPENLINE_CHECKPOINT_PUSH = os.environ.get("OPENLINE_CHECKPOINT_PUSH", "").strip()
+# How much earlier than an already sealed record a later record may be dated (concurrent
+# writers take ids and clocks in slightly different orders); older ones are refused as backdated.
+try:
+    OPENLINE_SEAL_CLOCK_SKEW = float(os.environ.get("OPENLINE_SEAL_CLOCK_SKEW", "") or 60)
+except ValueError:
+    raise ImproperlyConfigured("OPENLINE_SEAL_CLOCK_SKEW must be a number of seconds") from None

@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v1/", api.urls),
     # Public pages: consent texts and receipts, the live chat widget.
     path("c/", include("openline.consent.public_urls")),
+    path("registry/", include("openline.consent.registry_urls")),
+    path("registry/", include("openline.consent.receipt_urls")),
     path("widget/", include("openline.livechat.public_urls")),
     # The console (staff only; every view is role-checked).
     path("console/", include("openline.core.urls")),

@@ -13,13 +13,22 @@ sealer waits until every transaction then writing to the records table has
 finished (they hold its RowExclusiveLock), so no lower id can appear later. SQLite has one writer at a time, so
 what is visible is final.
 
-``verify_registry`` recomputes every leaf, root and link and names the first
-record that was altered, removed or inserted out of place.
+Records must be dated in id order, within ``OPENLINE_SEAL_CLOCK_SKEW`` (60 s by
+default): a concurrent writer sets ``created_at`` just before its INSERT takes an
+id, so two writers can swap by milliseconds, but a record dated more than the
+skew before a record already sealed was backdated (or written with a wrong
+clock). The sealer leaves such a record out of the leaves of the batch whose id
+range holds it, so the chain goes on, every row stays accounted for, and
+verification names the refused record for as long as it exists (and the console
+shows the alert). Lowering the skew after records were sealed makes old ones fail.
+
+After each batch the chain's head is signed as a checkpoint (``checkpoints.py``).
+``verify.py`` recomputes every leaf, root, link and text hash and names every
+record that was altered, removed, backdated or inserted out of place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -28,18 +37,25 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from openline.consent.models import ConsentRecord, SealBatch
+from openline.consent.models import (
+    Checkpoint,
+    ConsentRecord,
+    SealBatch,
+    VerificationRun,
+    VerificationSource,
+    VerificationStatus,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 DIGEST_PREFIX = 8  # bytes of each leaf hash kept to locate a changed record
-# Unsealed records older than this (relative to the newest seal) cannot be explained
-# by a slow transaction: verification reports them as inserted out of place.
-TAIL_GRACE = dt.timedelta(hours=1)
+CHECKPOINTS_MISSING = "openline:consent:checkpoints-missing"
 GENESIS = "0" * 64
 
 # Every evidential field, in a fixed order. visitor_label is left out on purpose: it is
@@ -181,7 +197,8 @@ def batch_header(
 
 def record_values(queryset) -> Iterator[dict]:
     """Yield the canonical fields of records, ordered by id."""
-    yield from queryset.order_by("id").values(*CANONICAL_FIELDS)
+    # Streamed: the pending tail (or a forged range) can be far larger than memory.
+    yield from queryset.order_by("id").values(*CANONICAL_FIELDS).iterator(chunk_size=1000)
 
 
 # ----- sealing ----------------------------------------------------------------------------
@@ -224,34 +241,77 @@ def _settled_high_water_mark(timeout: float) -> int | None:
 class SealResult:
     batches: int = 0
     records: int = 0
+    refused: list[int] = field(default_factory=list)
     waiting: bool = False
+
+
+def clock_skew() -> dt.timedelta:
+    """Return how much earlier than a sealed record a later record may be dated."""
+    return dt.timedelta(seconds=max(0.0, float(settings.OPENLINE_SEAL_CLOCK_SKEW)))
+
+
+def out_of_order(created_at: dt.datetime, newest: dt.datetime | None) -> bool:
+    """Tell whether a record dated ``created_at`` comes too late after one dated ``newest``."""
+    return newest is not None and created_at < newest - clock_skew()
 
 
 def seal_pending(*, batch_size: int = BATCH_SIZE, wait_timeout: float = 5.0) -> SealResult:
     """Seal every settled, unsealed record into new batches; safe to run concurrently."""
+    from openline.consent.checkpoints import issue_missing_checkpoints
+
     result = SealResult()
     high = _settled_high_water_mark(wait_timeout)
     if high is None:
         result.waiting = True
         return result
+    if _checkpoints_missing():
+        # A batch was sealed while its checkpoint could not be signed: sign it now.
+        try:
+            with transaction.atomic():
+                issue_missing_checkpoints()
+            cache.delete(CHECKPOINTS_MISSING)
+        except Exception:  # noqa: BLE001 - a concurrent sealer signed it, or the key is still unreadable
+            log.exception("could not sign the checkpoints of earlier seal batches")
     conflicts = 0
     while True:
         try:
-            batch = _seal_one(high=high, batch_size=batch_size)
+            sealed = _seal_one(high=high, batch_size=batch_size)
         except IntegrityError:
             # Another sealer appended the same batch first; carry on after it.
             conflicts += 1
             if conflicts > 20:
                 raise
             continue
-        if batch is None:
+        if sealed is None:
             return result
+        batch, refused = sealed
         result.batches += 1
         result.records += batch.record_count
+        result.refused.extend(refused)
+
+
+def _checkpoints_missing() -> bool:
+    # Cheap on every run: a flag set when signing failed, and (after a restart lost the
+    # flag, or an upgrade from before checkpoints) whether the newest batch is signed.
+    if cache.get(CHECKPOINTS_MISSING):
+        return True
+    newest = SealBatch.objects.order_by("-number").values_list("number", flat=True).first()
+    return newest is not None and not Checkpoint.objects.filter(batch_number=newest).exists()
+
+
+def _newest_sealed_at(after: int) -> dt.datetime | None:
+    # The newest date among the records the chain already covers. Records the sealer refused
+    # are older than it by definition, so including them does not change the answer.
+    return (
+        ConsentRecord.objects.filter(id__gt=0, id__lte=after)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
 
 
 @transaction.atomic
-def _seal_one(*, high: int, batch_size: int) -> SealBatch | None:
+def _seal_one(*, high: int, batch_size: int) -> tuple[SealBatch, list[int]] | None:
     last = SealBatch.objects.order_by("-number").first()
     after = last.last_record_id if last else 0
     rows = list(
@@ -261,8 +321,21 @@ def _seal_one(*, high: int, batch_size: int) -> SealBatch | None:
     )
     if not rows:
         return None
-    leaves = [leaf_hash(row) for row in rows]
-    ids = [row["id"] for row in rows]
+    # A record dated before one already sealed (beyond the clock skew) was backdated or
+    # written out of place: it is left out of the leaves, though inside the batch's id range,
+    # so verification names it forever while later records keep being sealed.
+    newest = _newest_sealed_at(after)
+    accepted: list[dict] = []
+    refused: list[dict] = []
+    for row in rows:
+        if out_of_order(row["created_at"], newest):
+            refused.append(row)
+            continue
+        accepted.append(row)
+        newest = row["created_at"] if newest is None else max(newest, row["created_at"])
+    leaves = [leaf_hash(row) for row in accepted]
+    ids = [row["id"] for row in accepted]
+    last_id = rows[-1]["id"]
     root = merkle_root(leaves).hex()
     number = (last.number + 1) if last else 1
     prev_hash = last.batch_hash if last else GENESIS
@@ -272,7 +345,7 @@ def _seal_one(*, high: int, batch_size: int) -> SealBatch | None:
         number=number,
         sealed_at=sealed_at,
         prev_last_id=after,
-        last_record_id=ids[-1],
+        last_record_id=last_id,
         record_count=len(ids),
         id_ranges=id_ranges,
         merkle_root_hex=root,
@@ -281,8 +354,8 @@ def _seal_one(*, high: int, batch_size: int) -> SealBatch | None:
     batch = SealBatch(
         number=number,
         sealed_at=sealed_at,
-        first_record_id=ids[0],
-        last_record_id=ids[-1],
+        first_record_id=ids[0] if ids else last_id,
+        last_record_id=last_id,
         record_count=len(ids),
         id_ranges=id_ranges,
         leaf_digests=b"".join(leaf[:DIGEST_PREFIX] for leaf in leaves),
@@ -292,7 +365,49 @@ def _seal_one(*, high: int, batch_size: int) -> SealBatch | None:
     )
     with transaction.atomic():
         batch.save()
-    return batch
+    _sign(batch)
+    if refused:
+        _alert_refused(batch, refused)
+    return batch, [row["id"] for row in refused]
+
+
+def _sign(batch: SealBatch) -> None:
+    from openline.consent.checkpoints import issue_checkpoint
+
+    try:
+        with transaction.atomic():
+            issue_checkpoint(batch)
+    except Exception:  # noqa: BLE001 - never lose a seal over its signature; signed next run
+        log.exception("could not sign the checkpoint of seal batch #%s", batch.number)
+        cache.set(CHECKPOINTS_MISSING, 1, timeout=None)
+
+
+def _alert_refused(batch: SealBatch, refused: list[dict]) -> None:
+    problems = [
+        {
+            "kind": "refused",
+            "record_id": row["id"],
+            "message": (
+                f"record {row['id']} ({row['uuid']}) is dated "
+                f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC, before records already sealed: "
+                f"the sealer refused it (batch #{batch.number})"
+            ),
+        }
+        for row in refused
+    ]
+    for problem in problems:
+        log.error("consent registry: %s", problem["message"])
+    now = timezone.now()
+    VerificationRun.objects.create(
+        created_at=now,
+        source=VerificationSource.SEALER,
+        status=VerificationStatus.FAILED,
+        started_at=now,
+        finished_at=now,
+        problem_count=len(problems),
+        problems=problems[:100],
+        summary=f"The sealer refused {len(problems)} record(s) dated out of order.",
+    )
 
 
 # ----- proofs -----------------------------------------------------------------------------
@@ -330,137 +445,11 @@ def seal_proof(record: ConsentRecord) -> dict | None:
     }
 
 
-# ----- verification -----------------------------------------------------------------------
+# ----- verification (openline/consent/verify.py) -------------------------------------------
 
 
-@dataclass
-class Problem:
-    kind: str  # altered | removed | inserted | batch
-    record_id: int | None
-    message: str
+def verify_registry(**options):
+    """Recompute every seal (see ``openline.consent.verify.verify_registry``)."""
+    from openline.consent.verify import verify_registry as run
 
-
-@dataclass
-class VerifyReport:
-    batches: int = 0
-    records: int = 0
-    unsealed: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def first_problem(self) -> Problem | None:
-        return self.problems[0] if self.problems else None
-
-
-def _uuid_of(record_id: int) -> str:
-    value = ConsentRecord.objects.filter(pk=record_id).values_list("uuid", flat=True).first()
-    return f"record {record_id} ({value})" if value else f"record {record_id}"
-
-
-class _Stop(Exception):
-    pass
-
-
-def verify_registry(*, stop_at_first: bool = False) -> VerifyReport:
-    """Recompute every seal; report records altered, removed or inserted out of place."""
-    report = VerifyReport()
-    with contextlib.suppress(_Stop):
-        _verify(report, stop_at_first)
-    return report
-
-
-def _verify(report: VerifyReport, stop_at_first: bool) -> None:
-    prev_hash = GENESIS
-    prev_last = 0
-    expected_number = 1
-    last_batch = None
-
-    def problem(kind: str, record_id: int | None, message: str) -> None:
-        report.problems.append(Problem(kind, record_id, message))
-        if stop_at_first:
-            raise _Stop
-
-    for batch in SealBatch.objects.order_by("number").iterator(chunk_size=200):
-        last_batch = batch
-        report.batches += 1
-        if batch.number != expected_number:
-            problem(
-                "batch", None, f"seal batch #{expected_number} is missing (found #{batch.number})"
-            )
-        if batch.prev_hash != prev_hash:
-            problem(
-                "batch", None, f"seal batch #{batch.number} does not chain to the batch before it"
-            )
-        header = batch_header(
-            number=batch.number,
-            sealed_at=batch.sealed_at,
-            prev_last_id=prev_last,
-            last_record_id=batch.last_record_id,
-            record_count=batch.record_count,
-            id_ranges=batch.id_ranges,
-            merkle_root_hex=batch.merkle_root,
-            prev_hash=batch.prev_hash,
-        )
-        if hashlib.sha256(header).hexdigest() != batch.batch_hash:
-            problem("batch", None, f"seal batch #{batch.number} header was altered")
-        sealed_ids = _expand(batch.id_ranges)
-        digests = bytes(batch.leaf_digests)
-        rows = {
-            row["id"]: row
-            for row in record_values(
-                ConsentRecord.objects.filter(id__gt=prev_last, id__lte=batch.last_record_id)
-            )
-        }
-        leaves = []
-        for position, record_id in enumerate(sealed_ids):
-            row = rows.pop(record_id, None)
-            if row is None:
-                problem(
-                    "removed",
-                    record_id,
-                    f"record {record_id} was removed (sealed in batch #{batch.number})",
-                )
-                continue
-            leaf = leaf_hash(row)
-            leaves.append(leaf)
-            stored = digests[position * DIGEST_PREFIX : (position + 1) * DIGEST_PREFIX]
-            if leaf[:DIGEST_PREFIX] != stored:
-                problem(
-                    "altered",
-                    record_id,
-                    f"{_uuid_of(record_id)} was altered after sealing (batch #{batch.number})",
-                )
-        for record_id in sorted(rows):
-            problem(
-                "inserted",
-                record_id,
-                f"{_uuid_of(record_id)} was inserted out of place (inside sealed batch #{batch.number})",
-            )
-        if len(leaves) == len(sealed_ids) and merkle_root(leaves).hex() != batch.merkle_root:
-            problem(
-                "batch", None, f"seal batch #{batch.number}: Merkle root does not match its records"
-            )
-        report.records += len(sealed_ids)
-        prev_hash = batch.batch_hash
-        prev_last = batch.last_record_id
-        expected_number = batch.number + 1
-
-    tail = ConsentRecord.objects.filter(id__gt=prev_last)
-    report.unsealed = tail.count()
-    if last_batch is not None and report.unsealed:
-        suspicious = (
-            tail.filter(created_at__lt=last_batch.sealed_at - TAIL_GRACE)
-            .order_by("id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if suspicious is not None:
-            problem(
-                "inserted",
-                suspicious,
-                f"{_uuid_of(suspicious)} was inserted out of place (dated before sealed records)",
-            )
+    return run(**options)

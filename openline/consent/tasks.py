@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 # New records within this window share one sealing run instead of one task each.
 SEAL_DELAY = dt.timedelta(seconds=1)
+# A checkpoint push that failed (the outside place was down) is tried again after this.
+PUSH_RETRY = dt.timedelta(minutes=1)
 
 
 @task()
@@ -24,7 +26,9 @@ def seal_pending_records() -> dict:
     if result.waiting:
         # A writer is still running; look again shortly rather than block the worker.
         schedule_sealing(force=True)
-    return {"batches": result.batches, "records": result.records}
+    if result.batches:
+        schedule_checkpoint_push()
+    return {"batches": result.batches, "records": result.records, "refused": result.refused}
 
 
 def schedule_sealing(*, force: bool = False) -> None:
@@ -37,3 +41,39 @@ def schedule_sealing(*, force: bool = False) -> None:
         seal_pending_records.using(run_after=timezone.now() + SEAL_DELAY).enqueue()
     except Exception:  # noqa: BLE001 - sealing is retried by the next record or consent_seal
         log.exception("could not enqueue consent sealing")
+
+
+@task()
+def push_registry_checkpoints() -> dict:
+    """Copy new signed checkpoints to OPENLINE_CHECKPOINT_PUSH (retried later if it fails)."""
+    from openline.consent.checkpoints import push_checkpoints
+
+    pushed = push_checkpoints()
+    if not pushed:
+        schedule_checkpoint_push(delay=PUSH_RETRY)
+    return {"pushed": pushed}
+
+
+def schedule_checkpoint_push(*, delay: dt.timedelta = dt.timedelta(0)) -> None:
+    """Enqueue a checkpoint push, if a push target is configured; never fails the caller."""
+    from django.conf import settings
+
+    if not getattr(settings, "OPENLINE_CHECKPOINT_PUSH", ""):
+        return
+    # One pending push at a time (per process): a failing target must not pile up retries.
+    window = max(delay.total_seconds(), SEAL_DELAY.total_seconds())
+    if not cache.add("openline:consent:push-scheduled", 1, timeout=window):
+        return
+    try:
+        push_registry_checkpoints.using(run_after=timezone.now() + delay).enqueue()
+    except Exception:  # noqa: BLE001 - the next seal pushes again
+        log.exception("could not enqueue the registry checkpoint push")
+
+
+@task()
+def verify_registry_in_background(run_id: int) -> dict:
+    """Verify the whole registry for a run started from the console."""
+    from openline.consent.runs import execute_run
+
+    run = execute_run(run_id=run_id)
+    return {"run": run_id, "status": run.status if run else None}

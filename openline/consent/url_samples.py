@@ -19,7 +19,14 @@ def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
         ip="203.0.113.7",
         channel=channel,
     )
+    from django.utils import timezone
+
+    from openline.consent.models import VerificationRun
+
+    run = VerificationRun.objects.create(created_at=timezone.now())
     return {
+        "consent:registry_run": {"pk": run.pk},
+        "consent:registry_run_status": {"pk": run.pk},
         "consent:agreement_edit": {"pk": agreement.pk},
         "consent:agreement_languages": {"pk": agreement.pk},
         "consent:agreement_versions": {"pk": agreement.pk},

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openline.consent import views
+from openline.consent import registry_views, views
 
 app_name = "consent"
 urlpatterns = [
@@ -19,5 +19,13 @@ urlpatterns = [
     path("obtained-consents/<uuid:record_uuid>/", views.record_detail, name="record_detail"),
     path(
         "obtained-consents/<uuid:record_uuid>/receipt/", views.record_receipt, name="record_receipt"
+    ),
+    path("registry/", registry_views.verify_page, name="registry"),
+    path("registry/verify/", registry_views.verify_start, name="registry_verify"),
+    path("registry/runs/<int:pk>/", registry_views.verify_run, name="registry_run"),
+    path(
+        "registry/runs/<int:pk>/status/",
+        registry_views.verify_run_status,
+        name="registry_run_status",
     ),
 ]

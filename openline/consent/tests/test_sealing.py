@@ -174,3 +174,137 @@ def test_sealer_waits_for_a_writer_still_in_its_transaction_on_postgresql(give):
     result = sealing.seal_pending()
     assert result.records == 2
     assert sealing.verify_registry().ok
+
+
+# ----- every row accounted for; backdated records refused (issue 8, section 3) -------------
+
+
+def forge_copy(record: ConsentRecord, **changes) -> ConsentRecord:
+    """Insert a copy of ``record`` as an attacker would (INSERT is all the triggers allow)."""
+    import uuid as uuid_module
+
+    copy = ConsentRecord.objects.get(pk=record.pk)
+    copy.pk = changes.pop("id", None)
+    copy.uuid = uuid_module.uuid4()
+    for name, value in changes.items():
+        setattr(copy, name, value)
+    copy._state.adding = True
+    copy.save()
+    return copy
+
+
+@pytest.mark.parametrize("forged_id", [0, -5])
+def test_a_record_with_an_id_no_batch_can_cover_fails_verification_by_name(sealed, forged_id):
+    forged = forge_copy(sealed[0], id=forged_id)
+    code, _, err = verify()
+    assert code == 1
+    assert f"record {forged_id} ({forged.uuid}) was inserted out of place" in err
+    assert sealing.seal_pending().batches == 0  # and the sealer never takes it
+
+
+def test_a_record_with_id_zero_is_named_even_before_anything_is_sealed(give):
+    forged = forge_copy(give(), id=0)
+    report = sealing.verify_registry(stop_at_first=False)
+    assert [(p.kind, p.record_id) for p in report.problems] == [("inserted", 0)]
+    assert str(forged.uuid) in report.problems[0].message
+
+
+def test_a_backdated_record_is_refused_by_the_sealer_and_named_by_verify(sealed, give):
+    import datetime as dt
+
+    from openline.consent.models import VerificationRun
+
+    backdated = forge_copy(sealed[-1], created_at=sealed[0].created_at - dt.timedelta(days=30))
+    later = give(source_id="later")
+    result = sealing.seal_pending()
+    # The chain goes on: the later record is sealed, the backdated one is left out.
+    assert result.refused == [backdated.pk] and result.records == 1
+    batch = SealBatch.objects.order_by("-number").first()
+    assert batch.last_record_id == later.pk
+    assert batch.id_ranges == [[later.pk, later.pk]]
+    assert sealing.seal_proof(backdated) is None and sealing.seal_proof(later) is not None
+    code, _, err = verify()
+    assert code == 1
+    assert f"record {backdated.pk} ({backdated.uuid})" in err and "the sealer refused it" in err
+    alert = VerificationRun.objects.filter(source="sealer").get()
+    assert alert.status == "failed" and alert.problems[0]["record_id"] == backdated.pk
+    # Still named on every later run: sealing again does not bury it.
+    give(source_id="even later")
+    assert sealing.seal_pending().records == 1
+    assert verify()[0] == 1
+
+
+def test_a_backdated_record_alone_still_moves_the_chain_past_it(sealed):
+    import datetime as dt
+
+    backdated = forge_copy(sealed[-1], created_at=sealed[0].created_at - dt.timedelta(hours=2))
+    result = sealing.seal_pending()
+    assert (result.batches, result.records, result.refused) == (1, 0, [backdated.pk])
+    assert sealing.seal_pending().batches == 0  # not stuck, not sealed twice
+    report = sealing.verify_registry(stop_at_first=False)
+    assert [(p.kind, p.record_id) for p in report.problems] == [("refused", backdated.pk)]
+
+
+def test_a_pending_backdated_record_is_named_before_the_sealer_sees_it(sealed):
+    import datetime as dt
+
+    backdated = forge_copy(sealed[-1], created_at=sealed[0].created_at - dt.timedelta(minutes=5))
+    report = sealing.verify_registry(stop_at_first=False)
+    assert [(p.kind, p.record_id) for p in report.problems] == [("backdated", backdated.pk)]
+    assert "not sealed yet" in report.problems[0].message
+
+
+def test_records_within_the_clock_skew_are_sealed_as_concurrent_writers_produce_them(
+    sealed, settings
+):
+    import datetime as dt
+
+    settings.OPENLINE_SEAL_CLOCK_SKEW = 5
+    # A writer that took its time between now() and INSERT: dated 2 s before the newest seal.
+    newest = ConsentRecord.objects.order_by("-created_at").first()
+    slow = forge_copy(newest, created_at=newest.created_at - dt.timedelta(seconds=2))
+    assert sealing.seal_pending().refused == []
+    assert sealing.verify_registry().ok
+    assert sealing.seal_proof(slow) is not None
+
+
+def test_a_backdated_record_sealed_by_an_older_sealer_fails_verification(sealed, give):
+    """Registries sealed before the rule: a backdated leaf inside a batch is still named."""
+    import datetime as dt
+
+    backdated = forge_copy(sealed[-1], created_at=sealed[0].created_at - dt.timedelta(days=1))
+    with pytest.MonkeyPatch.context() as patch:  # the sealer as it was: no order check
+        patch.setattr(sealing, "out_of_order", lambda created_at, newest: False)
+        assert sealing.seal_pending().records == 1
+    code, _, err = verify()
+    assert code == 1
+    assert f"record {backdated.pk} ({backdated.uuid}) is dated" in err and "backdated" in err
+
+
+def test_verify_recomputes_text_hashes_from_the_stored_wording(sealed):
+    record = sealed[0]
+    with triggers_bypassed() as cursor:
+        cursor.execute(
+            "UPDATE consent_agreementtext SET rendered_html = %s, text = %s "
+            "WHERE version_id = %s AND language = %s",
+            ["<p>Forged wording</p>", "Forged wording", record.version_id, record.language],
+        )
+    code, _, err = verify()
+    assert code == 1
+    assert f"record {record.pk} ({record.uuid})" in err and "text altered" in err
+
+
+def test_stopping_early_says_so_and_how_far_it_got(sealed):
+    victim = sealed[1]
+    with triggers_bypassed() as cursor:
+        cursor.execute(
+            "UPDATE consent_consentrecord SET ip = '198.51.100.1' WHERE id = %s", [victim.pk]
+        )
+    code, _, err = verify()
+    assert code == 1
+    assert "Checked: stopped at the first problem after 1 of 3 batches and 2 of 7 records" in err
+    assert "3 batches, 7 sealed records" not in err
+    out, err_all = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("consent_verify", "--all", stdout=out, stderr=err_all)
+    assert "Checked: 3 batches, 7 sealed records, 0 not sealed yet." in err_all.getvalue()

@@ -2,11 +2,15 @@
 
 from django.core.management.base import BaseCommand
 
+from openline.consent.checkpoints import push_checkpoints
 from openline.consent.sealing import seal_pending
 
 
 class Command(BaseCommand):
-    help = "Seal unsealed consent records into hash-chained Merkle batches."
+    help = (
+        "Seal unsealed consent records into hash-chained Merkle batches, sign a checkpoint per "
+        "batch and copy new checkpoints to OPENLINE_CHECKPOINT_PUSH."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -21,3 +25,13 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Sealed {result.records} records in {result.batches} new batches.")
         )
+        if result.refused:
+            ids = ", ".join(str(i) for i in result.refused)
+            self.stderr.write(
+                self.style.ERROR(
+                    f"Refused {len(result.refused)} record(s) dated before records already "
+                    f"sealed (backdated or out of order): {ids}. consent_verify names them."
+                )
+            )
+        if not push_checkpoints():
+            self.stderr.write("Could not copy checkpoints to OPENLINE_CHECKPOINT_PUSH (see log).")

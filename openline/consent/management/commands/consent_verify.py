@@ -1,24 +1,67 @@
-"""Recompute every seal of the consent registry and report the first problem found."""
+"""Verify the consent registry, optionally against a checkpoint kept outside the database."""
 
-from django.core.management.base import BaseCommand
+import json
 
-from openline.consent.sealing import verify_registry
+from django.core.management.base import BaseCommand, CommandError
+
+from openline.consent.checkpoints import CheckpointError, extract_token, load_text, read_checkpoint
+from openline.consent.runs import record_report
+from openline.consent.verify import verify_registry
 
 
 class Command(BaseCommand):
     help = (
-        "Verify the consent registry: every record, Merkle root and batch link is recomputed; "
-        "exits non-zero naming the first record altered, removed or inserted out of place."
+        "Verify the consent registry: every record, text hash, Merkle root, batch link and "
+        "checkpoint is recomputed; exits 1 naming what was altered, removed, backdated or "
+        "inserted out of place. With --checkpoint, also proves the registry still holds "
+        "everything that checkpoint covered."
     )
 
     def add_arguments(self, parser):
+        scope = parser.add_mutually_exclusive_group()
+        scope.add_argument(
+            "--all", action="store_true", help="check everything and list every problem"
+        )
+        scope.add_argument(
+            "--stop-at-first",
+            action="store_true",
+            help="stop at the first problem (the default)",
+        )
         parser.add_argument(
-            "--all", action="store_true", help="list every problem, not only the first"
+            "--checkpoint",
+            metavar="FILE|URL",
+            help="a checkpoint kept outside (JWS, its JSON, or a JSON-lines push file: last line)",
+        )
+        parser.add_argument(
+            "--jwks",
+            metavar="FILE|URL",
+            help="check the checkpoint's signature with these pinned public keys (JWKS)",
         )
 
     def handle(self, *args, **options):
-        report = verify_registry(stop_at_first=not options["all"])
-        summary = f"{report.batches} batches, {report.records} sealed records, {report.unsealed} not sealed yet."
+        checkpoint = None
+        if options["jwks"] and not options["checkpoint"]:
+            raise CommandError("--jwks only makes sense with --checkpoint")
+        if options["checkpoint"]:
+            key_set = None
+            try:
+                if options["jwks"]:
+                    try:
+                        key_set = json.loads(load_text(options["jwks"]))
+                    except ValueError:
+                        raise CheckpointError(f"{options['jwks']} is not a JSON key set") from None
+                token = extract_token(load_text(options["checkpoint"]))
+                checkpoint = read_checkpoint(token, key_set=key_set)
+            except CheckpointError as exc:
+                self.stderr.write(self.style.ERROR(f"CHECKPOINT REJECTED: {exc}"))
+                raise SystemExit(1) from None
+            self.stdout.write(
+                f"Checkpoint #{checkpoint.batch_number} ({checkpoint.record_count} records, "
+                f"issued {checkpoint.issued_at}, key {checkpoint.kid}): signature verified."
+            )
+        report = verify_registry(stop_at_first=not options["all"], checkpoint=checkpoint)
+        record_report(report)
+        summary = report.summary()
         if report.ok:
             self.stdout.write(self.style.SUCCESS(f"Consent registry verified: {summary}"))
             return

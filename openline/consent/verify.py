@@ -1,0 +1,363 @@
+"""Verify the consent registry: every row accounted for, every seal, link, text and checkpoint.
+
+Nothing stored is trusted: each record's leaf is recomputed from its fields, each
+Merkle root from the leaves, each batch hash from its header, each text hash from
+the stored wording (``integrity.py``), and each stored checkpoint's signature with
+the published keys. A row of the record table is either a leaf of a batch, inside
+a batch's id range but refused by the sealer (named), or in the pending tail after
+the last batch; anything else (an id of 0 or below, an id slipped into a sealed
+range) is named as inserted out of place. A checkpoint kept outside the database
+(``--checkpoint``) proves that no batch it covered was cut off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from openline.consent import integrity, signing
+from openline.consent.checkpoints import (
+    CheckpointError,
+    VerifiedCheckpoint,
+    read_checkpoint,
+    registry_problems,
+)
+from openline.consent.models import AgreementText, Checkpoint, ConsentRecord, SealBatch
+from openline.consent.sealing import (
+    DIGEST_PREFIX,
+    GENESIS,
+    _expand,
+    batch_header,
+    leaf_hash,
+    merkle_root,
+    out_of_order,
+    record_values,
+)
+
+PROGRESS_EVERY = 1000  # records between progress reports
+TEXT_FIELDS = ("version_id", "language", "text_sha256")
+
+
+@dataclass
+class Problem:
+    kind: str  # altered | removed | inserted | refused | backdated | text | batch | checkpoint
+    record_id: int | None
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    batches: int = 0
+    records: int = 0  # sealed records checked
+    unsealed: int = 0  # records in the pending tail (checked too)
+    misplaced: int = 0  # rows neither sealed nor pending: refused by the sealer or slipped in
+    total_batches: int = 0
+    total_records: int = 0  # rows in the record table when verification started
+    stopped_early: bool = False
+    checkpoint: VerifiedCheckpoint | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    @property
+    def checked(self) -> int:
+        """Return how many records were checked so far (sealed and pending)."""
+        return self.records + self.unsealed + self.misplaced
+
+    def summary(self) -> str:
+        """Say what was checked; after an early stop, say so and how far it got."""
+        if self.stopped_early:
+            return (
+                f"stopped at the first problem after {self.batches} of {self.total_batches} "
+                f"batches and {self.checked} of {self.total_records} records; the rest was "
+                "not checked (run with --all to check everything)."
+            )
+        text = (
+            f"{self.batches} batches, {self.records} sealed records, "
+            f"{self.unsealed} not sealed yet."
+        )
+        if self.misplaced:
+            text = text[:-1] + f", {self.misplaced} neither sealed nor pending."
+        if self.checkpoint is not None:
+            covered = not any(p.kind == "checkpoint" for p in self.problems)
+            text += (
+                f" Checkpoint #{self.checkpoint.batch_number} of {self.checkpoint.issued_at}: "
+                + ("everything it covered is still here." if covered else "NOT covered.")
+            )
+        return text
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Verifier:
+    def __init__(
+        self,
+        report: VerifyReport,
+        stop_at_first: bool,
+        progress: Callable[[VerifyReport], None] | None,
+    ):
+        self.report = report
+        self.stop_at_first = stop_at_first
+        self.progress = progress
+        self.next_progress = PROGRESS_EVERY
+        self.texts: dict[tuple[int, str], AgreementText | None] = {}
+        self.text_checks: dict[tuple[int, str, str], integrity.TextCheck] = {}
+        self.newest: dt.datetime | None = None  # newest date among records sealed so far
+        self.newest_id: int | None = None
+        self.published: dict | None = None
+
+    def problem(self, kind: str, record_id: int | None, message: str) -> None:
+        self.report.problems.append(Problem(kind, record_id, message))
+        if self.stop_at_first:
+            raise _Stop
+
+    def tick(self) -> None:
+        if self.progress is not None and self.report.checked >= self.next_progress:
+            self.next_progress = self.report.checked + PROGRESS_EVERY
+            self.progress(self.report)
+
+    # ----- per record ------------------------------------------------------------------
+
+    def check_text(self, row: dict) -> None:
+        key = (row["version_id"], row["language"], row["text_sha256"])
+        check = self.text_checks.get(key)
+        if check is None:
+            text_key = (row["version_id"], row["language"])
+            if text_key not in self.texts:
+                self.texts[text_key] = AgreementText.objects.filter(
+                    version_id=row["version_id"], language=row["language"]
+                ).first()
+            stub = ConsentRecord(
+                version_id=row["version_id"],
+                language=row["language"],
+                text_sha256=row["text_sha256"],
+            )
+            text = self.texts[text_key]
+            check = (
+                integrity.check_record_text(stub, text=text)
+                if text is not None
+                else integrity.check_record_text(stub)
+            )
+            self.text_checks[key] = check
+        if not check.ok:
+            self.problem("text", row["id"], f"record {row['id']} ({row['uuid']}): {check.message}")
+
+    def check_order(self, row: dict, *, sealed_in: int | None) -> bool:
+        """Check a record is not dated before records sealed earlier; True if it is in order."""
+        if out_of_order(row["created_at"], self.newest):
+            when = row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            where = f"sealed in batch #{sealed_in}" if sealed_in else "not sealed yet"
+            self.problem(
+                "backdated",
+                row["id"],
+                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, before record "
+                f"{self.newest_id} sealed earlier: backdated or out of order ({where})",
+            )
+            return False
+        if self.newest is None or row["created_at"] > self.newest:
+            self.newest, self.newest_id = row["created_at"], row["id"]
+        return True
+
+    # ----- the chain ---------------------------------------------------------------------
+
+    def run(self, checkpoint: VerifiedCheckpoint | None) -> None:
+        report = self.report
+        # Heads first, checkpoints before batches: a sealer working meanwhile commits a batch
+        # with its checkpoint, so a checkpoint seen here always has its batch seen below.
+        checkpoint_head = (
+            Checkpoint.objects.order_by("-batch_number")
+            .values_list("batch_number", flat=True)
+            .first()
+        ) or 0
+        batch_head = (
+            SealBatch.objects.order_by("-number").values_list("number", flat=True).first() or 0
+        )
+        report.total_batches = SealBatch.objects.filter(number__lte=batch_head).count()
+        report.total_records = ConsentRecord.objects.count()
+        for row in record_values(ConsentRecord.objects.filter(id__lte=0)):
+            report.misplaced += 1
+            self.problem(
+                "inserted",
+                row["id"],
+                f"record {row['id']} ({row['uuid']}) was inserted out of place "
+                "(an id no seal batch can cover)",
+            )
+        prev_hash, prev_last, expected, sealed = GENESIS, 0, 1, 0
+        stored = (
+            Checkpoint.objects.filter(batch_number__lte=checkpoint_head)
+            .order_by("batch_number")
+            .iterator(chunk_size=200)
+        )
+        pending_checkpoint = next(stored, None)
+        batches = SealBatch.objects.filter(number__lte=batch_head).order_by("number")
+        for batch in batches.iterator(chunk_size=200):
+            self.check_batch(batch, prev_hash=prev_hash, prev_last=prev_last, expected=expected)
+            prev_hash, prev_last, expected = (
+                batch.batch_hash,
+                batch.last_record_id,
+                batch.number + 1,
+            )
+            sealed += batch.record_count
+            while (
+                pending_checkpoint is not None and pending_checkpoint.batch_number <= batch.number
+            ):
+                self.check_stored_checkpoint(pending_checkpoint, batch, sealed)
+                pending_checkpoint = next(stored, None)
+        while pending_checkpoint is not None:
+            self.check_stored_checkpoint(pending_checkpoint, None, sealed)
+            pending_checkpoint = next(stored, None)
+        for row in record_values(ConsentRecord.objects.filter(id__gt=prev_last)):
+            report.unsealed += 1
+            self.check_text(row)
+            self.check_order(row, sealed_in=None)
+            self.tick()
+        if checkpoint is not None:
+            for message in registry_problems(checkpoint):
+                self.problem("checkpoint", None, message)
+
+    def check_batch(self, batch: SealBatch, *, prev_hash: str, prev_last: int, expected: int):
+        report = self.report
+        report.batches += 1
+        if batch.number != expected:
+            self.problem(
+                "batch", None, f"seal batch #{expected} is missing (found #{batch.number})"
+            )
+        if batch.prev_hash != prev_hash:
+            self.problem(
+                "batch", None, f"seal batch #{batch.number} does not chain to the batch before it"
+            )
+        header = batch_header(
+            number=batch.number,
+            sealed_at=batch.sealed_at,
+            prev_last_id=prev_last,
+            last_record_id=batch.last_record_id,
+            record_count=batch.record_count,
+            id_ranges=batch.id_ranges,
+            merkle_root_hex=batch.merkle_root,
+            prev_hash=batch.prev_hash,
+        )
+        if hashlib.sha256(header).hexdigest() != batch.batch_hash:
+            self.problem("batch", None, f"seal batch #{batch.number} header was altered")
+        sealed_ids = _expand(batch.id_ranges)
+        listed = set(sealed_ids)
+        digests = bytes(batch.leaf_digests)
+        positions = {record_id: i for i, record_id in enumerate(sealed_ids)}
+        rows = record_values(
+            ConsentRecord.objects.filter(id__gt=prev_last, id__lte=batch.last_record_id)
+        )
+        leaves: dict[int, bytes] = {}
+        for row in rows:
+            record_id = row["id"]
+            if record_id not in listed:
+                report.misplaced += 1
+                self.unlisted(row, batch)
+                continue
+            report.records += 1
+            leaf = leaf_hash(row)
+            leaves[record_id] = leaf
+            position = positions[record_id]
+            stored = digests[position * DIGEST_PREFIX : (position + 1) * DIGEST_PREFIX]
+            if leaf[:DIGEST_PREFIX] != stored:
+                self.problem(
+                    "altered",
+                    record_id,
+                    f"record {record_id} ({row['uuid']}) was altered after sealing "
+                    f"(batch #{batch.number})",
+                )
+            self.check_text(row)
+            self.check_order(row, sealed_in=batch.number)
+            self.tick()
+        for record_id in sealed_ids:
+            if record_id not in leaves:
+                self.problem(
+                    "removed",
+                    record_id,
+                    f"record {record_id} was removed (sealed in batch #{batch.number})",
+                )
+        if len(leaves) == len(sealed_ids):
+            root = merkle_root([leaves[i] for i in sealed_ids]).hex()
+            if root != batch.merkle_root:
+                self.problem(
+                    "batch",
+                    None,
+                    f"seal batch #{batch.number}: Merkle root does not match its records",
+                )
+
+    def unlisted(self, row: dict, batch: SealBatch) -> None:
+        """Name a row inside a batch's id range that is not one of its leaves."""
+        if out_of_order(row["created_at"], self.newest):
+            when = row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            self.problem(
+                "refused",
+                row["id"],
+                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, before record "
+                f"{self.newest_id} sealed earlier: the sealer refused it as backdated or out "
+                f"of order (inside batch #{batch.number})",
+            )
+        else:
+            self.problem(
+                "inserted",
+                row["id"],
+                f"record {row['id']} ({row['uuid']}) was inserted out of place "
+                f"(inside sealed batch #{batch.number})",
+            )
+
+    def check_stored_checkpoint(
+        self, stored: Checkpoint, batch: SealBatch | None, sealed: int
+    ) -> None:
+        """Check a stored checkpoint's signature and that its batch is still the one it signed."""
+        number = stored.batch_number
+        if self.published is None:
+            self.published = signing.jwks()  # read the key files once, not per checkpoint
+        try:
+            verified = read_checkpoint(stored.jws, key_set=self.published)
+        except CheckpointError as exc:
+            self.problem("checkpoint", None, f"checkpoint #{number}: {exc}")
+            return
+        if batch is None or batch.number != number:
+            self.problem(
+                "checkpoint",
+                None,
+                f"checkpoint #{number} covers seal batch #{number}, which is gone: "
+                "sealed history was cut off or removed",
+            )
+            return
+        signed = (
+            verified.batch_number,
+            verified.batch_hash,
+            verified.merkle_root,
+            verified.last_record_id,
+            verified.record_count,
+        )
+        if signed != (number, batch.batch_hash, batch.merkle_root, batch.last_record_id, sealed):
+            self.problem(
+                "checkpoint",
+                None,
+                f"checkpoint #{number} does not match the registry: the chain up to seal "
+                f"batch #{number} is not the one that was signed",
+            )
+
+
+def verify_registry(
+    *,
+    stop_at_first: bool = False,
+    checkpoint: VerifiedCheckpoint | None = None,
+    progress: Callable[[VerifyReport], None] | None = None,
+) -> VerifyReport:
+    """Recompute every seal and text hash; name every row altered, removed, backdated or misplaced."""
+    report = VerifyReport(checkpoint=checkpoint)
+    try:
+        _Verifier(report, stop_at_first, progress).run(checkpoint)
+    except _Stop:
+        report.stopped_early = True
+    return report
