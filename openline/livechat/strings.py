@@ -21,6 +21,7 @@ def widget_strings() -> dict[str, str]:
         "changed": _("The consent text has changed. Please read it again."),
         "menu": _("Menu"),
         "receipt": _("Download consent receipt"),
+        "receipt_html": _("Printable consent receipt"),
         "withdraw": _("Withdraw consent"),
         "withdrawn": _(
             "You withdrew your consent. This chat is closed; a new chat needs your consent again."

@@ -318,6 +318,12 @@ def test_withdrawal_from_the_widget_menu(storage_browser, host_site, channel):
 
     receipt = json.loads(Path(receipt_path).read_text())
     assert str(ConsentRecord.objects.get().uuid) in json.dumps(receipt)
+    assert receipt["jws"].count(".") == 2
+    frame.get_by_role("button", name="Menu").click()
+    with page.expect_download() as printable:
+        frame.get_by_role("menuitem", name="Printable consent receipt").click()
+    assert printable.value.suggested_filename.endswith(".html")
+    assert 'id="openline-receipt"' in Path(printable.value.path()).read_text()
     frame.get_by_role("button", name="Menu").click()
     screenshot(page, "widget-menu", full_page=False)
     frame.get_by_role("menuitem", name="Withdraw consent").click()

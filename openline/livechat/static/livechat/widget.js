@@ -222,9 +222,10 @@
     if (e.key === "Escape") { toggleMenu(false); menuBtn.focus(); }
     else if (e.key === "ArrowDown" || e.key === "ArrowUp") { e.preventDefault(); items[(i + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus(); }
   };
-  $("ol-receipt").onclick = function () {
+  // The token goes in a header, never in a URL, so the receipt is fetched and saved as a file.
+  function downloadReceipt(url) {
     toggleMenu(false);
-    fetch(cfg.receipt, { headers: { Authorization: "Bearer " + S.token }, credentials: "omit" }).then(function (r) {
+    fetch(url, { headers: { Authorization: "Bearer " + S.token }, credentials: "omit" }).then(function (r) {
       if (!r.ok) throw new Error(t.error);
       var name = (/filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "") || [0, "consent-receipt.json"])[1];
       return r.blob().then(function (b) {
@@ -232,7 +233,9 @@
         setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
       });
     }).catch(function () { note(t.error); });
-  };
+  }
+  $("ol-receipt").onclick = function () { downloadReceipt(cfg.receipt); };
+  $("ol-receipt-html").onclick = function () { downloadReceipt(cfg.receipt + "?format=html"); };
   $("ol-withdraw").onclick = function () { toggleMenu(false); S.withdrawing = true; send({ type: "withdraw", page_url: S.pageUrl }); };
 
   // ----- talking to the host page's loader --------------------------------------------------
