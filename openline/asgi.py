@@ -8,6 +8,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+from openline.core.proxy import TrustedProxyMiddleware, disable_uvicorn_proxy_headers  # noqa: E402
 from openline.routing import build_application  # noqa: E402
 
-application = build_application(django_asgi_app)
+# Only openline.core.ip with OPENLINE_TRUSTED_PROXIES decides the client's address and scheme.
+disable_uvicorn_proxy_headers()
+
+application = TrustedProxyMiddleware(build_application(django_asgi_app))

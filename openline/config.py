@@ -41,6 +41,14 @@ class Config:
     db_pool_min: int = 1
     db_pool_max: int = 16
     extra: dict[str, str] = field(default_factory=dict)
+    # (failed attempts, window in seconds); see accounts/throttle.py
+    login_rate_account: tuple[int, int] = (5, 900)
+    login_rate_ip: tuple[int, int] = (20, 900)
+    login_concurrency: int = 1
+    session_idle_timeout: int = 8 * 3600
+    # Strict-Transport-Security max-age; production sends it (0 leaves HSTS to the proxy).
+    hsts_seconds: int = 0
+    hsts_include_subdomains: bool = False
 
     @property
     def production(self) -> bool:
@@ -92,6 +100,21 @@ def parse_int(name: str, raw: str | None, default: int, minimum: int = 0) -> int
     return value
 
 
+def parse_rate(name: str, raw: str | None, default: tuple[int, int]) -> tuple[int, int]:
+    """Parse "attempts/seconds" (e.g. "5/900": 5 failed attempts per 15 minutes)."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        attempts, window = (int(part) for part in raw.split("/", 1))
+    except ValueError:
+        raise ConfigError(
+            f"{name} must look like 'attempts/seconds', e.g. '5/900', got {raw!r}"
+        ) from None
+    if attempts < 1 or window < 1:
+        raise ConfigError(f"{name} needs at least 1 attempt per at least 1 second, got {raw!r}")
+    return attempts, window
+
+
 def _generated_secret(var_dir: Path) -> str:
     # Generated once and kept, so sessions and signed visitor tokens survive restarts.
     path = var_dir / "secret_key"
@@ -127,6 +150,14 @@ def load_config(environ: Mapping[str, str]) -> Config:
             problems.append("OPENLINE_DEBUG is on")
         if not allowed_hosts:
             problems.append("OPENLINE_ALLOWED_HOSTS is empty")
+        elif "*" in allowed_hosts:
+            problems.append("OPENLINE_ALLOWED_HOSTS contains '*' (name the hosts Openline serves)")
+        if not parse_bool(
+            "OPENLINE_SECURE_COOKIES", environ.get("OPENLINE_SECURE_COOKIES"), default=True
+        ):
+            problems.append(
+                "OPENLINE_SECURE_COOKIES is off (session cookies would travel over http)"
+            )
         if problems:
             raise ConfigError(
                 "Openline refuses to start in production mode: " + "; ".join(problems) + "."
@@ -158,6 +189,11 @@ def load_config(environ: Mapping[str, str]) -> Config:
         )
     if public_url and not public_url.startswith(("http://", "https://")):
         raise ConfigError("OPENLINE_PUBLIC_URL must start with http:// or https://")
+    if production and not public_url.startswith("https://"):
+        raise ConfigError(
+            "Openline refuses to start in production mode: OPENLINE_PUBLIC_URL must start with "
+            "https:// (consent links and receipts must not travel over http)."
+        )
 
     log_level = environ.get("OPENLINE_LOG_LEVEL", "INFO").strip().upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -185,5 +221,27 @@ def load_config(environ: Mapping[str, str]) -> Config:
         ),
         secure_cookies=parse_bool(
             "OPENLINE_SECURE_COOKIES", environ.get("OPENLINE_SECURE_COOKIES"), default=production
+        ),
+        login_rate_account=parse_rate(
+            "OPENLINE_LOGIN_RATE_ACCOUNT", environ.get("OPENLINE_LOGIN_RATE_ACCOUNT"), (5, 900)
+        ),
+        login_rate_ip=parse_rate(
+            "OPENLINE_LOGIN_RATE_IP", environ.get("OPENLINE_LOGIN_RATE_IP"), (20, 900)
+        ),
+        login_concurrency=parse_int(
+            "OPENLINE_LOGIN_CONCURRENCY", environ.get("OPENLINE_LOGIN_CONCURRENCY"), 1, minimum=1
+        ),
+        hsts_seconds=parse_int(
+            "OPENLINE_HSTS_SECONDS",
+            environ.get("OPENLINE_HSTS_SECONDS"),
+            365 * 24 * 3600 if production else 0,
+        ),
+        hsts_include_subdomains=parse_bool(
+            "OPENLINE_HSTS_INCLUDE_SUBDOMAINS",
+            environ.get("OPENLINE_HSTS_INCLUDE_SUBDOMAINS"),
+            default=False,
+        ),
+        session_idle_timeout=parse_int(
+            "OPENLINE_SESSION_IDLE_TIMEOUT", environ.get("OPENLINE_SESSION_IDLE_TIMEOUT"), 8 * 3600
         ),
     )

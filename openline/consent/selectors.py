@@ -26,6 +26,7 @@ from openline.consent.models import (
     ConsentState,
 )
 from openline.conversations.models import Visitor
+from openline.core.params import day_after, is_int
 from openline.openchannels.models import OpenChannel
 
 PAGE_SIZE = 50
@@ -153,6 +154,10 @@ class RecordFilter:
     q: str = ""
 
 
+_FIRST_DAY = dt.date(1, 1, 3)
+_LAST_DAY = dt.date(9999, 12, 30)
+
+
 def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
@@ -196,9 +201,12 @@ def parse_filter(params) -> tuple[RecordFilterForm, RecordFilter]:
         result.since, result.until = period_bounds(period)
     elif "date_from" not in form.errors and "date_to" not in form.errors:
         if data.get("date_from"):
-            result.since = _day_start(data["date_from"])
+            # The first day or two of year 1 cannot be shifted to UTC; nothing is older anyway.
+            result.since = _day_start(max(data["date_from"], _FIRST_DAY))
         if data.get("date_to"):
-            result.until = _day_start(data["date_to"] + dt.timedelta(days=1))
+            # "To 9999-12-31" has no next day: it means no upper bound.
+            end = day_after(data["date_to"])
+            result.until = _day_start(end) if end is not None and end < _LAST_DAY else None
     return form, result
 
 
@@ -277,8 +285,11 @@ def decode_cursor(token: str) -> tuple[dt.datetime, int]:
         created_at = dt.datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             raise ValueError("naive")
-        return created_at, int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        # Only ids a bigint can hold, and instants that exist in UTC (year 1..9999).
+        if not is_int(pk):
+            raise ValueError("id")
+        return created_at.astimezone(dt.UTC), int(pk)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadCursor("This page link is not valid; showing the newest records.") from exc
 
 
@@ -413,7 +424,9 @@ _PG_EXPORT_SQL = (
     )
     + ", v.public_id::text, r.source_type, "
     + ", ".join(_defused(c) for c in ("r.source_id", "r.source_label", "r.address"))
-    + ", coalesce(host(r.ip), ''), r.ip_missing_reason, a.name, r.agreement_id, ver.number, "
+    + ", coalesce(host(r.ip), ''), r.ip_missing_reason, "
+    + _defused("a.name")
+    + ", r.agreement_id, ver.number, "
     "r.language, r.state, r.method, r.origin, r.channel_id, r.conversation_id, r.text_sha256, "
     + _defused("r.user_agent")
     + " FROM ({inner}) AS page "
@@ -563,7 +576,8 @@ def export_rows(flt: RecordFilter) -> Iterator[list[list]]:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Columns a client or an integration can write: a spreadsheet would run a formula there.
 _FREE_TEXT = [
-    EXPORT_FIELDS.index(name) for name in ("user", "source_id", "source", "address", "user_agent")
+    EXPORT_FIELDS.index(name)
+    for name in ("user", "source_id", "source", "address", "consent", "user_agent")
 ]
 
 

@@ -42,9 +42,9 @@ class Command(BaseCommand):
             str(options["port"]),
             "--workers",
             str(options["workers"]),
-            "--proxy-headers",
-            "--forwarded-allow-ips",
-            "127.0.0.1",
+            # Only openline.core.ip with OPENLINE_TRUSTED_PROXIES decides the client's address
+            # and scheme; uvicorn's own rewriting would believe any loopback client.
+            "--no-proxy-headers",
             "--no-server-header",
             # Chat frames are small; per-message deflate would double each socket's memory.
             "--ws-per-message-deflate",
