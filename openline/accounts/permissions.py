@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from openline.accounts.models import Role, User
 
@@ -25,9 +25,21 @@ class StaffRequest(HttpRequest):
     user: User  # type: ignore[assignment]
 
 
-def role_required(*roles: str) -> Callable:
-    """Allow the view to signed-in staff whose role is one of ``roles``; others get 403."""
+# The HTTP methods a console view serves. A page only shows (READ); a form shows and posts
+# (FORM, the default); an action only posts (ACTION). HEAD goes with GET.
+READ = ("GET",)
+FORM = ("GET", "POST")
+ACTION = ("POST",)
+
+
+def role_required(*roles: str, methods: tuple[str, ...] = FORM) -> Callable:
+    """Allow the view to signed-in staff whose role is one of ``roles``; others get 403.
+
+    Methods the view does not serve (``methods``, plus HEAD with GET) answer 405 with an
+    ``Allow`` header, after the role check so strangers learn nothing about the view.
+    """
     allowed = frozenset(roles)
+    served = frozenset(methods) | ({"HEAD"} if "GET" in methods else set())
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -37,9 +49,12 @@ def role_required(*roles: str) -> Callable:
                 return redirect_to_login(request.get_full_path())
             if not user.is_active or user.role not in allowed:
                 raise PermissionDenied("Your role does not give access to this page.")
+            if request.method not in served:
+                return HttpResponseNotAllowed(sorted(served))
             return view(request, *args, **kwargs)
 
         wrapper.allowed_roles = allowed  # type: ignore[attr-defined]
+        wrapper.allowed_methods = served  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -19,7 +19,7 @@ from ninja.responses import Status
 
 from openline.accounts.models import Role
 from openline.accounts.permissions import has_role
-from openline.consent import selectors, services
+from openline.consent import receipt_views, selectors, services
 from openline.consent.models import (
     Agreement,
     AgreementVersion,
@@ -29,8 +29,10 @@ from openline.consent.models import (
     ConsentState,
     SourceType,
 )
-from openline.consent.receipts import build_receipt
 from openline.conversations.models import Visitor
+from openline.core.api_errors import errors
+from openline.core.pageurl import is_page_url
+from openline.core.params import AsciiDigits, QueryId
 
 router = Router(tags=["consent registry"])
 
@@ -102,22 +104,24 @@ class RecordPage(Schema):
 
 
 class RecordFilters(Schema):
-    consent: int | None = None
-    channel: int | None = None
+    consent: QueryId | None = None
+    channel: QueryId | None = None
     origin: ConsentOrigin | None = None
     state: ConsentState | None = None
     since: dt.date | None = Field(None, description="First day (inclusive), YYYY-MM-DD")
     until: dt.date | None = Field(None, description="Last day (inclusive), YYYY-MM-DD")
     q: str | None = Field(None, max_length=200, description="User name, e-mail, visitor id or IP")
     cursor: str | None = Field(None, max_length=200)
-    limit: int = Field(50, ge=1, le=500)
+    limit: Annotated[int, AsciiDigits] = Field(50, ge=1, le=500)
 
 
 _RELATED = ("agreement", "version", "visitor")
 
 
 @router.get(
-    "/records", response=RecordPage, summary="List consent records, newest first (keyset pages)"
+    "/records",
+    response={200: RecordPage, **errors(400, 401, 403, 404, 422)},
+    summary="List consent records, newest first (keyset pages)",
 )
 def list_records(request: HttpRequest, filters: Query[RecordFilters]):
     _require(request, *READERS)
@@ -151,7 +155,11 @@ def _get_record(record_id: UUID) -> ConsentRecord:
     return get_object_or_404(ConsentRecord.objects.select_related(*_RELATED), uuid=record_id)
 
 
-@router.get("/records/{record_id}", response=RecordOut, summary="Get one consent record")
+@router.get(
+    "/records/{record_id}",
+    response={200: RecordOut, **errors(401, 403, 404, 422)},
+    summary="Get one consent record",
+)
 def get_record(request: HttpRequest, record_id: UUID):
     _require(request, *READERS)
     return _out(_get_record(record_id))
@@ -159,11 +167,34 @@ def get_record(request: HttpRequest, record_id: UUID):
 
 @router.get(
     "/records/{record_id}/receipt",
-    summary="Get the consent receipt (Kantara / ISO/IEC TS 27560 names)",
+    response={200: dict, **errors(401, 403, 404, 422)},
+    summary="Get the signed consent receipt (Kantara / ISO/IEC TS 27560 names), JSON or HTML",
+    description=(
+        "The receipt's fields plus `jws`: a compact JWS (Ed25519, typ `openline-receipt+jws`) "
+        "over the canonical JSON of the other fields, verifiable with `/registry/jwks.json`. "
+        "It carries the record's leaf, its Merkle audit path and the signed checkpoint of its "
+        "seal batch (or `pending`). `format=html` answers a printable, self-contained page "
+        "with the same signed receipt embedded; check either at `/registry/receipt-check`."
+    ),
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The signed receipt (JSON), or its printable form (HTML)",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        }
+    },
 )
-def get_receipt(request: HttpRequest, record_id: UUID):
+def get_receipt(
+    request: HttpRequest,
+    record_id: UUID,
+    fmt: Literal["json", "html"] = Query(
+        "json", alias="format", description="json (default) or html (printable)"
+    ),
+):
     _require(request, *READERS)
-    return JsonResponse(build_receipt(_get_record(record_id)))
+    record = _get_record(record_id)
+    return receipt_views.receipt_response(request, record, fmt=fmt, attachment=False)
 
 
 class RecordIn(Schema):
@@ -191,6 +222,43 @@ class WithdrawIn(Schema):
     evidence: dict = Field(default_factory=dict)
 
 
+# Evidence keys the server writes itself (here, in the consent services and on the other paths
+# that record consent). A client naming one would forge what the server vouches for.
+SERVER_EVIDENCE_KEYS = frozenset(
+    {
+        "recorded_by",
+        "channel_consent_settings",
+        "requested_language",
+        "withdraws_record",
+        "operator",
+        "crm_item",
+        "links_record",
+        "conversation",
+        "widget",
+        "shown_sha256",
+        "channel",
+    }
+)
+
+
+def _client_evidence(evidence: dict) -> dict:
+    """Return the caller's evidence, refusing keys the server sets (422 naming them)."""
+    clashes = sorted(SERVER_EVIDENCE_KEYS.intersection(evidence))
+    if clashes:
+        names = ", ".join(f"evidence.{key}" for key in clashes)
+        raise HttpError(
+            422, f"{names}: set by Openline itself; put your own data under another key."
+        )
+    return evidence
+
+
+def _page_address(value: str) -> str:
+    """Return the page URL the caller reports, refusing anything but http(s) (422)."""
+    if value and not is_page_url(value):
+        raise HttpError(422, "address: give the http(s) URL of the page, or leave it out.")
+    return value
+
+
 def _valid_ip(value: str | None) -> str:
     if not value:
         return ""
@@ -201,7 +269,9 @@ def _valid_ip(value: str | None) -> str:
 
 
 @router.post(
-    "/records", response={201: RecordOut}, summary="Record a consent given through the API"
+    "/records",
+    response={201: RecordOut, **errors(400, 401, 403, 404, 422)},
+    summary="Record a consent given through the API",
 )
 def create_record(request: HttpRequest, payload: RecordIn):
     _require(request, Role.ADMINISTRATOR)
@@ -226,14 +296,14 @@ def create_record(request: HttpRequest, payload: RecordIn):
             source_type=SourceType.API,
             source_id=payload.source_id,
             source_label=payload.source_label or f"API ({request.user})",
-            address=payload.address,
+            address=_page_address(payload.address),
             ip=_valid_ip(payload.ip),
             ip_missing_reason=""
             if payload.ip
             else "Recorded through the API without the client's IP address.",
             user_agent=payload.user_agent,
             channel=visitor.channel,
-            evidence={"recorded_by": str(request.user), **payload.evidence},
+            evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
         )
     except ValidationError as exc:
         raise HttpError(422, " ".join(exc.messages)) from exc
@@ -241,7 +311,9 @@ def create_record(request: HttpRequest, payload: RecordIn):
 
 
 @router.post(
-    "/withdrawals", response={201: RecordOut}, summary="Record that a client withdrew consent"
+    "/withdrawals",
+    response={201: RecordOut, **errors(400, 401, 403, 404, 409, 422)},
+    summary="Record that a client withdrew consent",
 )
 def withdraw(request: HttpRequest, payload: WithdrawIn):
     _require(request, Role.ADMINISTRATOR)
@@ -254,13 +326,13 @@ def withdraw(request: HttpRequest, payload: WithdrawIn):
             origin=ConsentOrigin.API,
             source_type=SourceType.API,
             source_label=f"API ({request.user})",
-            address=payload.address,
+            address=_page_address(payload.address),
             ip=_valid_ip(payload.ip),
             ip_missing_reason=""
             if payload.ip
             else "Recorded through the API without the client's IP address.",
             user_agent=payload.user_agent,
-            evidence={"recorded_by": str(request.user), **payload.evidence},
+            evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
         )
     except ValidationError as exc:
         raise HttpError(409, " ".join(exc.messages)) from exc

@@ -16,18 +16,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role
-from openline.accounts.permissions import role_required
-from openline.consent import selectors, services
+from openline.accounts.permissions import READ, role_required
+from openline.consent import receipt_views, selectors, services
 from openline.consent.forms import AgreementEditForm, AgreementForm, PreviewForm, TranslationForm
+from openline.consent.integrity import check_record_text, check_text, text_digest
 from openline.consent.models import (
     Agreement,
-    AgreementText,
     AgreementVersion,
     AuditEvent,
     ConsentRecord,
 )
-from openline.consent.receipts import build_receipt, notice_url
+from openline.consent.receipts import notice_url
 from openline.consent.sealing import seal_proof
+from openline.core.params import is_int, parse_id, strict_params
 from openline.core.sanitize import render_agreement_text, sha256_hex
 from openline.openchannels.models import OpenChannel
 from openline.openchannels.services import update_consent_settings
@@ -47,7 +48,7 @@ def _form_errors(form, exc: ValidationError) -> None:
 # ----- consents ---------------------------------------------------------------------------
 
 
-@role_required(ADMIN)
+@role_required(ADMIN, methods=READ)
 def agreement_list(request: HttpRequest) -> HttpResponse:
     """List consents with their current version and record counts."""
     agreements = Agreement.objects.annotate(
@@ -59,11 +60,13 @@ def agreement_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(ADMIN)
+@strict_params
 def agreement_create(request: HttpRequest) -> HttpResponse:
     """Create a consent; when reached from a channel's Consents tab, select it there."""
     channel = None
-    if request.GET.get("channel", "").isdigit():
-        channel = get_object_or_404(OpenChannel, pk=request.GET["channel"])
+    channel_id = parse_id(request.GET.get("channel"), name="channel")
+    if channel_id is not None:
+        channel = get_object_or_404(OpenChannel, pk=channel_id)
     form = AgreementForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -191,7 +194,7 @@ def agreement_languages(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def agreement_versions(request: HttpRequest, pk: int) -> HttpResponse:
     """The "Versions" tab: every wording this consent ever had."""
     agreement = get_object_or_404(Agreement, pk=pk)
@@ -217,7 +220,7 @@ def _version(pk: int, number: int) -> AgreementVersion:
     )
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """Show one version exactly as clients saw it, in every language."""
     version = _version(pk, number)
@@ -227,7 +230,7 @@ def version_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         {
             "agreement": version.agreement,
             "version": version,
-            "texts": version.texts.all(),
+            "text_checks": [check_text(t) for t in version.texts.all()],
             "section": "consents",
             "tab": "versions",
         },
@@ -244,13 +247,13 @@ def _diff_lines(old: str, new: str) -> list[tuple[str, str]]:
     return lines
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def version_diff(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """Compare a version with an earlier one (the previous by default), language by language."""
     version = _version(pk, number)
     against_raw = request.GET.get("against", "")
-    if against_raw and not against_raw.isdigit():
-        raise Http404("Unknown version")
+    if against_raw and not is_int(against_raw, minimum=1):
+        raise Http404("Unknown version")  # not a version number, so no such version
     against = _version(pk, int(against_raw) if against_raw else max(number - 1, 1))
     old = {t.language: t for t in against.texts.all()}
     new = {t.language: t for t in version.texts.all()}
@@ -258,8 +261,9 @@ def version_diff(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     diffs = [
         {
             "language": lang,
-            "old_sha": old[lang].sha256 if lang in old else None,
-            "new_sha": new[lang].sha256 if lang in new else None,
+            # Recomputed from the stored wording, like the record page: columns are claims.
+            "old_sha": text_digest(old[lang]) if lang in old else None,
+            "new_sha": text_digest(new[lang]) if lang in new else None,
             "lines": _diff_lines(
                 old[lang].text if lang in old else "", new[lang].text if lang in new else ""
             ),
@@ -324,7 +328,7 @@ def _export_params(request: HttpRequest) -> str:
     return params.urlencode()
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def record_list(request: HttpRequest) -> HttpResponse:
     """The Obtained consents list: filter in the URL, newest first, keyset pages."""
     form, flt = selectors.parse_filter(request.GET)
@@ -387,7 +391,7 @@ def _export_response(
     return response
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def record_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Stream the filtered records as CSV or JSON Lines, a keyset chunk at a time."""
     form, flt = selectors.parse_filter(request.GET)
@@ -432,11 +436,12 @@ def _record(record_uuid) -> ConsentRecord:
     )
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def record_detail(request: HttpRequest, record_uuid) -> HttpResponse:
     """Everything about one record, with the exact text its client was shown."""
     record = _record(record_uuid)
-    shown = AgreementText.objects.filter(version=record.version, language=record.language).first()
+    # Recompute the text's hash: a stored hash column is only a claim.
+    text_check = check_record_text(record)
     history = (
         ConsentRecord.objects.filter(visitor=record.visitor_id, agreement=record.agreement_id)
         .select_related("version")
@@ -447,8 +452,8 @@ def record_detail(request: HttpRequest, record_uuid) -> HttpResponse:
         "consent/record_detail.html",
         {
             "record": record,
-            "shown": shown,
-            "text_matches": bool(shown and shown.sha256 == record.text_sha256),
+            "shown": text_check.text,
+            "text_check": text_check,
             "proof": seal_proof(record),
             "notice_url": notice_url(record),
             "history": history,
@@ -457,34 +462,37 @@ def record_detail(request: HttpRequest, record_uuid) -> HttpResponse:
     )
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
 def record_receipt(request: HttpRequest, record_uuid) -> HttpResponse:
-    """Download the record's consent receipt (JSON)."""
+    """Download the record's signed receipt (JSON), or show it printable (``?format=html``)."""
     record = _record(record_uuid)
-    response = JsonResponse(
-        build_receipt(record), json_dumps_params={"indent": 2, "ensure_ascii": False}
-    )
-    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{record.uuid}.json"'
-    return response
+    try:
+        fmt = receipt_views.receipt_format(request)
+    except receipt_views.UnknownFormat as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    return receipt_views.receipt_response(request, record, fmt=fmt, attachment=fmt == "json")
 
 
 # ----- audit history ----------------------------------------------------------------------
 
 
-@role_required(*AUDIT_ROLES)
+@role_required(*AUDIT_ROLES, methods=READ)
+@strict_params
 def audit_list(request: HttpRequest) -> HttpResponse:
     """The consent workflow's history: channel consent settings and consent changes."""
     events = AuditEvent.objects.select_related("actor").order_by("-id")
     agreement = channel = None
-    if request.GET.get("consent", "").isdigit():
-        agreement = get_object_or_404(Agreement, pk=request.GET["consent"])
+    agreement_id = parse_id(request.GET.get("consent"), name="consent")
+    channel_id = parse_id(request.GET.get("channel"), name="channel")
+    before = parse_id(request.GET.get("before"), name="before")
+    if agreement_id is not None:
+        agreement = get_object_or_404(Agreement, pk=agreement_id)
         events = events.filter(agreement=agreement)
-    if request.GET.get("channel", "").isdigit():
-        channel = get_object_or_404(OpenChannel, pk=request.GET["channel"])
+    if channel_id is not None:
+        channel = get_object_or_404(OpenChannel, pk=channel_id)
         events = events.filter(channel=channel)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(id__lt=int(before))
+    if before is not None:
+        events = events.filter(id__lt=before)
     rows = list(events[:51])
     more = len(rows) > 50
     rows = rows[:50]

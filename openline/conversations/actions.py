@@ -26,6 +26,7 @@ from openline.conversations.models import (
     Visitor,
     VisitorOrigin,
 )
+from openline.core.pageurl import clean_page_url
 
 MAX_TEXT = 4000
 MAX_CLIENT_ID = 64
@@ -102,7 +103,7 @@ def start_conversation(*, channel, visitor: Visitor, page_url: str = "") -> Conv
         visitor=visitor,
         origin=visitor.origin,
         status=ConversationStatus.NEW,
-        page_url=(page_url or "")[:2000],
+        page_url=clean_page_url(page_url),
     )
     conversation.save(force_insert=True)
     _publish_conversation(conversation, kind="conversation.started")
@@ -446,6 +447,7 @@ def livechat_start(
     from openline.livechat.gate import consent_offer, needs_consent
 
     text, client_id = _check_text(text, client_id)
+    page_url = clean_page_url(page_url)
     record = None
     must_consent = needs_consent(channel, visitor)
     shown = (
@@ -487,7 +489,7 @@ def livechat_start(
             source_type="website",
             source_id=channel.code,
             source_label=_host_label(page_url),
-            address=page_url[:2000],
+            address=page_url,
             ip=ip,
             ip_missing_reason="" if ip else "The connection did not tell the client's IP address.",
             user_agent=user_agent,
@@ -609,6 +611,7 @@ def withdraw_livechat_consent(
 
     if channel.agreement_id is None:
         raise ActionError("no_consent", "This chat does not ask for consent.")
+    page_url = clean_page_url(page_url)
     latest = consent_services.current_state(visitor=visitor, agreement=channel.agreement)
     if latest is None or latest.state != ConsentState.GIVEN:
         raise ActionError("not_given", "There is no consent to withdraw.")
@@ -624,7 +627,7 @@ def withdraw_livechat_consent(
         source_type="website",
         source_id=channel.code,
         source_label=_host_label(page_url),
-        address=(page_url or "")[:2000],
+        address=page_url,
         ip=ip,
         ip_missing_reason="" if ip else "The connection did not tell the client's IP address.",
         user_agent=user_agent,

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.contrib import auth
+
+from openline.accounts import realtime
 from openline.accounts.models import Role
 from openline.conversations import actions, events
 from openline.conversations.models import Conversation, SenderKind
-from openline.conversations.protocol import CLOSE_FORBIDDEN, JsonFrameConsumer, db_async, int_field
+from openline.conversations.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHENTICATED,
+    JsonFrameConsumer,
+    db_async,
+    int_field,
+)
 from openline.livechat import limits
 from openline.openchannels.models import OpenChannel
+
+INBOX_ROLES = (Role.ADMINISTRATOR, Role.OPERATOR)
 
 
 def visible_conversations(user):
@@ -27,40 +42,129 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
+        self.groups_joined: list[str] = []
+        self.closing = False
         events.start_publisher()
         await self.accept()
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None) or ""
         if not (
             self.user
             and self.user.is_authenticated
             and self.user.is_active
-            and self.user.role in (Role.ADMINISTRATOR, Role.OPERATOR)
+            and self.user.role in INBOX_ROLES
+            and self.session_key
         ):
             await self.close(code=CLOSE_FORBIDDEN)
-            self.groups_joined: list[str] = []
             return
-        self.groups_joined = await self._groups()
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        # Access groups first: a logout or removal from now on reaches this socket.
+        await self._join(self._access_groups())
+        await self._join(await self._groups())
+        # The session may have ended while this socket was joining its groups.
+        if await self._refused() is not None:
+            return
         await self.send_json({"type": "ready", "user": self.user.pk})
 
+    def _access_groups(self) -> list[str]:
+        groups = [realtime.user_group(self.user.pk), realtime.session_group(self.session_key)]
+        if self.user.role == Role.ADMINISTRATOR:
+            groups.append(realtime.ADMINISTRATORS_GROUP)
+        return groups
+
+    async def _join(self, groups: list[str]) -> None:
+        for group in groups:
+            if group not in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+
+    async def _groups(self) -> list[str]:
+        return [events.channel_group(pk) for pk in await self._channel_ids()]
+
     @db_async
-    def _groups(self) -> list[str]:
+    def _channel_ids(self) -> list[int]:
         if self.user.role == Role.ADMINISTRATOR:
             # Every channel's group, so one send per event reaches operators and administrators.
-            channels = OpenChannel.objects.values_list("pk", flat=True)
-        else:
-            channels = self.user.open_channels.values_list("pk", flat=True)
-        return [events.channel_group(pk) for pk in channels]
+            return list(OpenChannel.objects.values_list("pk", flat=True))
+        return list(self.user.open_channels.values_list("pk", flat=True))
 
     async def disconnect(self, code) -> None:
         for group in getattr(self, "groups_joined", []):
             await events.leave_group(self.channel_layer, group, self.channel_name)
+        self.groups_joined = []
 
     async def pre_dispatch(self, kind: str, frame: dict) -> bool:
+        if self.closing:
+            return False
         if not limits.FRAMES_PER_CONNECTION.allow(self.channel_name):
             await self.send_error("rate_limited", "Too many frames; slow down.")
             return False
-        return True
+        # Every frame, not a cached answer: a reply after logout must never be stored.
+        return await self._refused() is None
+
+    async def _refused(self) -> int | None:
+        """Re-check the session and the user; close the socket and return the code if refused."""
+        # In the thread pool, like replies: one socket's check never queues behind another's.
+        code, user = await db_async(self._check_session, parallel=True)()
+        if code is None:
+            role_changed = user.role != self.user.role
+            self.user = user  # the fresh row: role and channels as they are now
+            if role_changed:
+                await self._close(CLOSE_UNAUTHENTICATED)
+                return CLOSE_UNAUTHENTICATED
+            return None
+        await self._close(code)
+        return code
+
+    def _check_session(self):
+        """Load the session and its user afresh (two indexed queries), as Django does per request.
+
+        The session is gone after logout or expiry; ``auth.get_user`` refuses inactive users
+        and a session whose password hash no longer matches (and deletes that session).
+        """
+        engine = import_module(settings.SESSION_ENGINE)
+        session = engine.SessionStore(session_key=self.session_key)
+        user = auth.get_user(SimpleNamespace(session=session))
+        if not user.is_authenticated:
+            # A live session of a deactivated user: forbidden, not merely signed out.
+            if session.get(auth.SESSION_KEY) == str(self.user.pk) and not self._active():
+                return CLOSE_FORBIDDEN, None
+            return CLOSE_UNAUTHENTICATED, None
+        if user.pk != self.user.pk:
+            return CLOSE_UNAUTHENTICATED, None
+        if not user.is_active or user.role not in INBOX_ROLES:
+            return CLOSE_FORBIDDEN, None
+        return None, user
+
+    def _active(self) -> bool:
+        return type(self.user).objects.filter(pk=self.user.pk, is_active=True).exists()
+
+    async def _close(self, code: int) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        for group in self.groups_joined:
+            await events.leave_group(self.channel_layer, group, self.channel_name)
+        self.groups_joined = []
+        await self.close(code=code)
+
+    async def staff_access(self, message: dict) -> None:
+        """Handle an access change pushed by ``openline.accounts.realtime`` ("staff.access")."""
+        if message.get("action") == "close":
+            await self._close(int(message.get("code") or CLOSE_UNAUTHENTICATED))
+        elif message.get("action") == "refresh" and not self.closing:
+            await self._sync_groups()
+
+    async def _sync_groups(self) -> None:
+        if await self._refused() is not None:
+            return
+        channels = sorted(await self._channel_ids())
+        wanted = {events.channel_group(pk) for pk in channels} | set(self._access_groups())
+        for group in [g for g in self.groups_joined if g not in wanted]:
+            await events.leave_group(self.channel_layer, group, self.channel_name)
+            self.groups_joined.remove(group)
+        await self._join(sorted(wanted))
+        # Tells the inbox (and tests) that the change is in effect.
+        await self.send_json({"type": "channels", "channels": channels})
 
     @db_async
     def _conversation(self, frame: dict) -> Conversation:

@@ -11,7 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role, User
-from openline.accounts.permissions import StaffRequest, role_required
+from openline.accounts.permissions import READ, StaffRequest, role_required
 from openline.consent.services import current_state
 from openline.conversations import actions
 from openline.conversations.consumers import visible_conversations
@@ -65,7 +65,7 @@ def _inbox_context(request: StaffRequest, current=None) -> dict:
     }
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, methods=READ)
 def inbox(request: StaffRequest) -> HttpResponse:
     """Show the conversations of the user's Open Channels, updated live."""
     return render(request, "conversations/inbox.html", _inbox_context(request))
@@ -78,7 +78,7 @@ def _visible_or_404(request: StaffRequest, conversation_id: int):
     return conversation
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, methods=READ)
 def conversation(request: StaffRequest, conversation_id: int) -> HttpResponse:
     """Show one chat: history, reply box, the client's page and consent, the three-dot menu."""
     current = _visible_or_404(request, conversation_id)

@@ -14,7 +14,7 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 
 from openline.accounts.models import Role
-from openline.accounts.permissions import StaffRequest, role_required
+from openline.accounts.permissions import READ, StaffRequest, role_required
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
     )
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR, Role.AUDITOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, Role.AUDITOR, methods=READ)
 def home(request: StaffRequest) -> HttpResponse:
     """Send each role to where its work is."""
     if request.user.role == Role.AUDITOR:

@@ -194,17 +194,52 @@ class Match:
         return f"{how} {self.value}".strip()
 
 
-def find_match(*, identities: Identities, visitor: Visitor | None = None) -> Match | None:
-    """Find the existing item for a client: same visitor, then messenger id, email, phone."""
+@dataclass(frozen=True)
+class Matching:
+    """The item Save to CRM reuses, and items sharing the client's data that the actor may not see."""
+
+    match: Match | None
+    hidden: list[Match] = field(default_factory=list)
+
+
+def find_matching(
+    *, identities: Identities, visitor: Visitor | None = None, actor: User | None = None
+) -> Matching:
+    """Find the item for a client among those ``actor`` may see (all when acting as Openline).
+
+    Order: same visitor, then messenger id, email, phone. An item the actor may not see is
+    never reused (that would hand them its name, notes and phones); it is reported in
+    ``hidden`` so the caller can tell administrators about a possible duplicate.
+    """
+    candidates: list[Match] = []
     if visitor is not None:
         link = CrmVisitor.objects.select_related("item").filter(visitor=visitor).first()
         if link is not None:
-            return Match(item=link.item, matched_by="visitor")
+            candidates.append(Match(item=link.item, matched_by="visitor"))
     for kind, value, display in identities.pairs():
         identity = CrmIdentity.objects.select_related("item").filter(kind=kind, value=value).first()
         if identity is not None:
-            return Match(item=identity.item, matched_by=kind, value=display)
-    return None
+            candidates.append(Match(item=identity.item, matched_by=kind, value=display))
+    limited = actor is not None and actor.role != Role.ADMINISTRATOR
+    visible: set[int] = set()
+    if actor is not None and limited and candidates:
+        ids = {m.item.pk for m in candidates}
+        visible = set(visible_items(actor).filter(pk__in=ids).values_list("pk", flat=True))
+    match: Match | None = None
+    hidden: list[Match] = []
+    for candidate in candidates:
+        if not limited or candidate.item.pk in visible:
+            match = match or candidate
+        elif all(h.item.pk != candidate.item.pk for h in hidden):
+            hidden.append(candidate)
+    return Matching(match=match, hidden=hidden)
+
+
+def find_match(
+    *, identities: Identities, visitor: Visitor | None = None, actor: User | None = None
+) -> Match | None:
+    """Find the existing item for a client that ``actor`` may see (see ``find_matching``)."""
+    return find_matching(identities=identities, visitor=visitor, actor=actor).match
 
 
 def _add_identities(item: CrmItem, identities: Identities) -> list[str]:
@@ -241,6 +276,8 @@ class SaveResult:
     match: Match | None
     consent_records: list[ConsentRecord]
     already_saved: bool = False
+    # Emails/phones not added because an item the operator may not see already has them.
+    held_back: list[str] = field(default_factory=list)
 
 
 def public_base_url(request=None) -> str:
@@ -304,7 +341,7 @@ def _save_client(
     name: str,
     identities: Identities,
     kind: str | None,
-) -> tuple[CrmItem, bool, Match | None, bool]:
+) -> tuple[CrmItem, bool, Match | None, bool, list[str]]:
     """Create or reuse the item for the conversation's client and link both; lock-serialised."""
     # Locking the conversation row makes concurrent saves of one chat take turns
     # (PostgreSQL); on SQLite writers are serialised by IMMEDIATE transactions, and
@@ -319,11 +356,13 @@ def _save_client(
     already_saved = link is not None
     created = False
     match: Match | None
+    hidden: list[Match] = []
     if link is not None:
         item = link.item
         match = Match(item=item, matched_by="conversation")
     else:
-        match = find_match(identities=identities, visitor=visitor)
+        matching = find_matching(identities=identities, visitor=visitor, actor=actor)
+        match, hidden = matching.match, matching.hidden
         if match is not None:
             item = match.item
         else:
@@ -352,6 +391,9 @@ def _save_client(
     added = _add_identities(item, identities)
     if added:
         changes["identities_added"] = added
+    held_back = [h.value for h in hidden if h.value]
+    if held_back:
+        changes["identities_held_back"] = held_back
     if not already_saved:
         CrmVisitor.objects.get_or_create(visitor=visitor, defaults={"item": item})
         CrmConversation.objects.create(item=item, conversation=conversation, linked_by=actor)
@@ -361,7 +403,35 @@ def _save_client(
         _log(item, actor, ChangeAction.CONVERSATION_SAVED, changes)
     elif changes:
         _log(item, actor, ChangeAction.UPDATED, changes)
-    return item, created, match, already_saved
+    for other in hidden:
+        _note_possible_duplicate(other=other, item=item, actor=actor, conversation=conversation)
+    return item, created, match, already_saved, held_back
+
+
+DUPLICATE_NOTE = (
+    "Possible duplicate: {item} (Open Channel {channel}, saved by {actor}) shares {how} with "
+    "this client. {actor} cannot see this item, so it was not linked; an administrator can "
+    "compare both."
+)
+
+
+def _note_possible_duplicate(
+    *, other: Match, item: CrmItem, actor: User | None, conversation: Conversation
+) -> None:
+    """Leave a note on an item the saving operator may not see, for those who may."""
+    text = DUPLICATE_NOTE.format(
+        item=item.label,
+        channel=conversation.channel.name,
+        actor=_actor_label(actor),
+        how=other.description,
+    )
+    CrmNote.objects.create(item=other.item, author=None, author_label="Openline", text=text)
+    _log(
+        other.item,
+        actor,
+        ChangeAction.NOTE_ADDED,
+        {"note": text[:200], "possible_duplicate": item.pk},
+    )
 
 
 def save_conversation_to_crm(
@@ -391,7 +461,7 @@ def save_conversation_to_crm(
     for attempt in range(2):
         try:
             with transaction.atomic():
-                item, created, match, already = _save_client(
+                item, created, match, already, held_back = _save_client(
                     actor=actor,
                     conversation=conversation,
                     name=name,
@@ -412,6 +482,7 @@ def save_conversation_to_crm(
             match=match,
             consent_records=records,
             already_saved=already,
+            held_back=held_back,
         )
     raise AssertionError("unreachable")
 
@@ -426,14 +497,16 @@ def link_messenger_client(
     except ValidationError:
         # A messenger may report a number we cannot read; the messenger id still matches.
         identities = parse_identities(visitor=conversation.visitor)
-    item, _created, _match, _already = _save_client(
+    item, _created, _match, _already, _held = _save_client(
         actor=actor, conversation=conversation, name=name, identities=identities, kind=None
     )
     return item
 
 
-def preview_match(*, conversation: Conversation, email: str = "", phone: str = "") -> Match | None:
-    """Tell which existing item Save to CRM would reuse, ignoring invalid input."""
+def preview_match(
+    *, conversation: Conversation, email: str = "", phone: str = "", actor: User | None = None
+) -> Match | None:
+    """Tell which existing item Save to CRM would reuse for ``actor``, ignoring invalid input."""
     link = CrmConversation.objects.select_related("item").filter(conversation=conversation).first()
     if link is not None:
         return Match(item=link.item, matched_by="conversation")
@@ -443,7 +516,7 @@ def preview_match(*, conversation: Conversation, email: str = "", phone: str = "
         identities = parse_identities(emails=emails, phones=phones, visitor=conversation.visitor)
     except ValidationError:
         identities = parse_identities(visitor=conversation.visitor)
-    return find_match(identities=identities, visitor=conversation.visitor)
+    return find_match(identities=identities, visitor=conversation.visitor, actor=actor)
 
 
 # ----- editing, conversion, notes ----------------------------------------------------------
@@ -476,9 +549,9 @@ def update_item(
         )
         if other is not None:
             field_name = "emails" if kind == IdentityKind.EMAIL else "phones"
-            errors.setdefault(field_name, []).append(
-                f"{display} already belongs to {other.item.label}."
-            )
+            # Name the other item only to someone who may open it.
+            owner = other.item.label if can_see_item(actor, other.item) else "another client"
+            errors.setdefault(field_name, []).append(f"{display} already belongs to {owner}.")
     if errors:
         raise ValidationError(errors)
     before = {

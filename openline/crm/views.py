@@ -15,9 +15,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role
-from openline.accounts.permissions import StaffRequest, role_required
+from openline.accounts.permissions import READ, StaffRequest, role_required
 from openline.consent.models import ConsentOrigin, ConsentRecord, ConsentState
 from openline.conversations.models import Conversation, Visitor
+from openline.core.params import parse_int, strict_params
 from openline.crm import services
 from openline.crm.forms import ItemFilterForm, ItemForm, NoteForm, SaveToCrmForm
 from openline.crm.models import (
@@ -58,7 +59,8 @@ def _latest_consent_state():
     )
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, methods=READ)
+@strict_params
 def item_list(request: StaffRequest) -> HttpResponse:
     """List leads and contacts with search, filters and keyset pagination (newest first)."""
     channels = OpenChannel.objects.all()
@@ -93,20 +95,20 @@ def item_list(request: StaffRequest) -> HttpResponse:
         )
 
     # Keyset pagination on the id: stable while items are added, no OFFSET scans.
-    after = request.GET.get("after", "")
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        page = list(items.filter(pk__gt=int(before)).order_by("pk")[: PAGE_SIZE + 1])
+    after = parse_int(request.GET.get("after"), name="after")
+    before = parse_int(request.GET.get("before"), name="before")
+    if before is not None:
+        page = list(items.filter(pk__gt=before).order_by("pk")[: PAGE_SIZE + 1])
         has_newer = len(page) > PAGE_SIZE
         page = list(reversed(page[:PAGE_SIZE]))
         has_older = items.filter(pk__lt=page[-1].pk).exists() if page else False
     else:
-        if after.isdigit():
-            items = items.filter(pk__lt=int(after))
+        if after is not None:
+            items = items.filter(pk__lt=after)
         page = list(items.order_by("-pk")[: PAGE_SIZE + 1])
         has_older = len(page) > PAGE_SIZE
         page = page[:PAGE_SIZE]
-        has_newer = after.isdigit() and bool(page)
+        has_newer = after is not None and bool(page)
     ids = [item.pk for item in page]
     states = dict(
         CrmItem.objects.filter(pk__in=ids)
@@ -162,7 +164,7 @@ def _consent_line(
     return None
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, methods=READ)
 def item_detail(request: StaffRequest, pk: int) -> HttpResponse:
     """Show an item: its data, conversations, consents, notes and change history."""
     erasure = CrmErasure.objects.filter(item_id_deleted=pk).first()
@@ -230,6 +232,10 @@ def describe_change(change) -> list[str]:
             lines.append("Added " + _plain(value))
         elif key == "conversation":
             lines.append(f"Chat #{value}")
+        elif key == "identities_held_back":
+            lines.append("Not added, they belong to another client: " + _plain(value))
+        elif key == "possible_duplicate":
+            lines.append(f"Possible duplicate of item #{value}")
         elif key == "matched_by":
             lines.append(f"Matched by {services.MATCH_WORDS.get(value, value)}")
         elif isinstance(value, list) and len(value) == 2 and key in CHANGE_LABELS:
@@ -349,7 +355,7 @@ def item_delete(request: StaffRequest, pk: int) -> HttpResponse:
     )
 
 
-@role_required(Role.ADMINISTRATOR)
+@role_required(Role.ADMINISTRATOR, methods=READ)
 def item_export(request: StaffRequest, pk: int) -> HttpResponse:
     """Download everything held about the client as JSON (GDPR Art. 15)."""
     item = _item_for(request, pk)
@@ -415,7 +421,10 @@ def save_conversation(request: StaffRequest, conversation_id: int) -> HttpRespon
     )
     data = form.data if form.is_bound else initial
     match = services.preview_match(
-        conversation=conversation, email=data.get("email", ""), phone=data.get("phone", "")
+        conversation=conversation,
+        email=data.get("email", ""),
+        phone=data.get("phone", ""),
+        actor=request.user,
     )
     return render(
         request,
@@ -441,6 +450,11 @@ def _saved_message(result: services.SaveResult) -> str:
     else:
         how = result.match.description if result.match else "its data"
         text = f"Linked to the existing {result.item.label} (matched by {how})."
+    if result.held_back:
+        text += (
+            f" Not added: {', '.join(result.held_back)}, already on another client's item;"
+            " an administrator was told."
+        )
     if result.consent_records:
         text += " The client's consent is now linked to this CRM item."
     return text

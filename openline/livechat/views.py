@@ -7,8 +7,6 @@ also refuses requests whose Origin is not Openline's own (the iframe's).
 
 from __future__ import annotations
 
-import importlib
-import json
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -22,11 +20,14 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from openline.consent import receipt_views
 from openline.consent.models import ConsentState
 from openline.consent.services import current_state
 from openline.conversations import actions, events
 from openline.conversations.models import Visitor
+from openline.core import jsonsafe
 from openline.core.ip import request_client_ip
+from openline.core.pageurl import clean_page_url
 from openline.livechat import limits, tokens
 from openline.livechat.consumers import conversation_state, livechat_channel
 from openline.livechat.gate import consent_offer, offer_payload
@@ -132,10 +133,10 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
             413, "too_long", f"A message can be at most {actions.MAX_TEXT} characters."
         )
     try:
-        data = json.loads(request.body)
-        if not isinstance(data, dict):
-            raise ValueError
-    except ValueError:
+        data = jsonsafe.loads(request.body)
+    except jsonsafe.UnsafeJson as exc:
+        return _json_error(400, exc.code, exc.message)
+    if not isinstance(data, dict):
         return _json_error(400, "bad_json", "Send a JSON object.")
     visitor = None
     token = tokens.bearer(request)
@@ -159,7 +160,7 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
             channel=channel,
             visitor=visitor,
             accepted=accepted,
-            page_url=_clean_url(page_url),
+            page_url=clean_page_url(page_url),
             ip=ip,
             user_agent=request.headers.get("User-Agent", ""),
             language=language[:10],
@@ -199,20 +200,10 @@ def _accepted(raw) -> actions.AcceptedConsent | None:
         return None
 
 
-def _clean_url(url: str) -> str:
-    """Keep only http(s) page URLs; anything else is not a page the client was on."""
-    url = url.strip()[:2000]
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        return ""
-    return url if scheme in ("http", "https") else ""
-
-
 @never_cache
 @require_GET
 def receipt(request: HttpRequest, code: str) -> HttpResponse:
-    """Download the receipt of the client's consent as JSON (visitor token required)."""
+    """Download the signed receipt of the client's consent, JSON or ``?format=html`` (token)."""
     channel = _channel_or_404(code)
     try:
         public_id = tokens.read_token(tokens.bearer(request), channel_code=channel.code)
@@ -227,10 +218,7 @@ def receipt(request: HttpRequest, code: str) -> HttpResponse:
     if record is None or record.state != ConsentState.GIVEN:
         return _json_error(404, "no_consent", "There is no consent to show.")
     try:
-        build_receipt = importlib.import_module("openline.consent.receipts").build_receipt
-    except (ImportError, AttributeError):
-        return _json_error(503, "unavailable", "Receipts are not available yet.")
-    body = json.dumps(build_receipt(record), indent=2, default=str)
-    response = HttpResponse(body, content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{record.uuid}.json"'
-    return response
+        fmt = receipt_views.receipt_format(request)
+    except receipt_views.UnknownFormat as exc:
+        return _json_error(400, "bad_format", str(exc))
+    return receipt_views.receipt_response(request, record, fmt=fmt, attachment=True)

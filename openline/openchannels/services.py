@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from openline.accounts import realtime
 from openline.accounts.models import User
 from openline.openchannels import signals
 from openline.openchannels.models import Connector, ConnectorKind, OpenChannel
@@ -120,3 +121,35 @@ def set_connector(
         connector.config = config
     connector.save()
     return connector
+
+
+# ----- open console websockets follow channel membership -------------------------------------
+
+
+def on_operators_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    """Make affected operators' open sockets join or leave channel groups (m2m_changed).
+
+    Hung on the signal, not on the services above, so every path that changes membership
+    (these services, the admin, ``user.open_channels.add``) is followed without reconnecting.
+    """
+    if action == "pre_clear":
+        # After a clear the removed operators are gone; remember them now.
+        if reverse:
+            instance._cleared_operators = {instance.pk}
+        else:
+            instance._cleared_operators = set(instance.operators.values_list("pk", flat=True))
+        return
+    if action == "post_clear":
+        users = instance.__dict__.pop("_cleared_operators", set())
+    elif action in ("post_add", "post_remove"):
+        users = {instance.pk} if reverse else set(pk_set or ())
+    else:
+        return
+    if users:
+        realtime.refresh_user_channels(users)
+
+
+def on_channel_saved(sender, instance, created, raw=False, **kwargs) -> None:
+    """A new Open Channel: administrators' open sockets join its group."""
+    if created and not raw:
+        realtime.refresh_administrators()

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role
-from openline.accounts.permissions import StaffRequest, role_required
+from openline.accounts.permissions import READ, StaffRequest, role_required
 from openline.openchannels import services
 from openline.openchannels.forms import ConsentSettingsForm, OpenChannelCreateForm, OpenChannelForm
 from openline.openchannels.models import CONNECTOR_DESCRIPTIONS, ConnectorKind, OpenChannel
@@ -38,7 +38,7 @@ def _form_errors_from(form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, methods=READ)
 def contact_center(request: StaffRequest) -> HttpResponse:
     """List the connectors, like CRM → Customers → Contact center."""
     channels = _visible_channels(request.user)
@@ -61,7 +61,7 @@ def contact_center(request: StaffRequest) -> HttpResponse:
     )
 
 
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR)
+@role_required(Role.ADMINISTRATOR, Role.OPERATOR, methods=READ)
 def connector_channels(request: StaffRequest, kind: str) -> HttpResponse:
     """List the Open Channels, showing whether each uses this connector."""
     connector_kind = _connector_kind(kind)
