@@ -16,6 +16,8 @@ from django.db import InterfaceError, OperationalError, connections
 
 from openline.conversations.actions import MAX_TEXT, ActionError
 from openline.conversations.events import EVENT_TYPE  # noqa: F401 - named in a comment below
+from openline.core import jsonsafe
+from openline.core.params import MAX_ID
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +74,9 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             await self.send_error("too_long", f"A message can be at most {MAX_TEXT} characters.")
             return
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self.send_error("bad_json", "The frame is not valid JSON.")
+            frame = jsonsafe.loads(text_data)
+        except jsonsafe.UnsafeJson as exc:
+            await self.send_error(exc.code, exc.message)
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.send_error("bad_frame", 'A frame must be a JSON object with a "type".')
@@ -120,8 +122,8 @@ def _client_id(frame: dict) -> str:
 
 
 def int_field(frame: dict, name: str, *, default: int | None = None) -> int:
-    """Read a non-negative integer field of a frame."""
+    """Read a non-negative integer field of a frame (at most a bigint, like every id)."""
     value = frame.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise ValueError(name)
     return value

@@ -6,7 +6,7 @@ Every call goes through ``openline.crm.services``; permissions match the console
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -19,6 +19,8 @@ from openline.accounts.models import Role, User
 from openline.accounts.permissions import has_role
 from openline.consent.models import ConsentRecord
 from openline.conversations.models import Conversation, Visitor
+from openline.core.api_errors import errors
+from openline.core.params import AsciiDigits
 from openline.crm import services
 from openline.crm.models import CrmErasure, CrmIdentity, CrmItem, IdentityKind
 from openline.crm.normalize import search_digits
@@ -100,14 +102,18 @@ class ItemFilters(Schema):
         None, max_length=200, pattern=r"^[^\x00]*$", description="Name, phone or email"
     )
     kind: Literal["lead", "contact"] | None = None
-    channel: int | None = Field(None, ge=0, le=MAX_ID)
-    after: int | None = Field(
+    channel: Annotated[int, AsciiDigits] | None = Field(None, ge=0, le=MAX_ID)
+    after: Annotated[int, AsciiDigits] | None = Field(
         None, ge=0, le=MAX_ID, description="Items with a smaller id (keyset page)"
     )
-    limit: int = Field(50, ge=1, le=200)
+    limit: Annotated[int, AsciiDigits] = Field(50, ge=1, le=200)
 
 
-@router.get("/items", response=ItemPage, summary="List leads and contacts, newest first")
+@router.get(
+    "/items",
+    response={200: ItemPage, **errors(401, 403, 422)},
+    summary="List leads and contacts, newest first",
+)
 def list_items(request: HttpRequest, filters: Query[ItemFilters]):
     """List the leads and contacts the caller may see, newest first."""
     user = _require(request, *STAFF)
@@ -140,7 +146,11 @@ def list_items(request: HttpRequest, filters: Query[ItemFilters]):
     }
 
 
-@router.get("/items/{item_id}", response=ItemDetailOut, summary="Get one lead or contact")
+@router.get(
+    "/items/{item_id}",
+    response={200: ItemDetailOut, **errors(401, 403, 404, 410, 422)},
+    summary="Get one lead or contact",
+)
 def get_item(request: HttpRequest, item_id: int):
     """Return one item with its conversations and consent record ids."""
     user = _require(request, *STAFF)
@@ -180,7 +190,7 @@ class SaveOut(Schema):
 
 @router.post(
     "/conversations/{conversation_id}/save",
-    response={200: SaveOut, 201: SaveOut},
+    response={200: SaveOut, 201: SaveOut, **errors(400, 401, 403, 404, 409, 422)},
     summary="Save to CRM: save the chat's client and link their consent",
 )
 def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveIn):
@@ -225,7 +235,7 @@ def save_conversation(request: HttpRequest, conversation_id: int, payload: SaveI
 
 @router.get(
     "/items/{item_id}/export",
-    response=dict,
+    response={200: dict, **errors(401, 403, 404, 410, 422)},
     summary="Subject access export (GDPR Art. 15): everything held about the client",
 )
 def export_item(request: HttpRequest, item_id: int):
@@ -243,7 +253,7 @@ class ErasureOut(Schema):
 
 @router.delete(
     "/items/{item_id}",
-    response=ErasureOut,
+    response={200: ErasureOut, **errors(401, 403, 404, 410, 422)},
     summary="Delete client data: the item, the profile's personal data and the messages",
 )
 def delete_item(request: HttpRequest, item_id: int):
