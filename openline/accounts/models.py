@@ -17,6 +17,9 @@ class User(AbstractUser):
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.OPERATOR)
     display_name = models.CharField(max_length=150, blank=True)
+    # Set when an administrator resets the password; the console and API refuse everything
+    # but the change-password page until the user picks a new one.
+    must_change_password = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["username"]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openline.accounts import views
+from openline.accounts import password_views, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -9,4 +9,10 @@ urlpatterns = [
     path("console/users/", views.user_list, name="users"),
     path("console/users/new/", views.user_create, name="user_create"),
     path("console/users/<int:pk>/", views.user_edit, name="user_edit"),
+    path("console/password/", password_views.password_change, name="password_change"),
+    path(
+        "console/users/<int:pk>/reset-password/",
+        password_views.user_reset_password,
+        name="user_reset_password",
+    ),
 ]

@@ -6,21 +6,40 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from openline.accounts import services
-from openline.accounts.forms import StaffUserCreateForm, StaffUserEditForm
+from openline.accounts.forms import LoginForm, StaffUserCreateForm, StaffUserEditForm
+from openline.accounts.middleware import mark_active
 from openline.accounts.models import Role, User
-from openline.accounts.permissions import StaffRequest, role_required
+from openline.accounts.permissions import READ, StaffRequest, role_required
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    form_class = LoginForm
+
+    def form_invalid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_invalid(form)
+        if form.throttled is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.throttled.retry_after)
+        elif form.busy:
+            response.status_code = 503
+            response["Retry-After"] = "5"
+        return response
+
+    def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_valid(form)
+        mark_active(self.request)
+        if form.get_user().must_change_password:
+            return redirect("accounts:password_change")
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
     pass
 
 
-@role_required(Role.ADMINISTRATOR)
+@role_required(Role.ADMINISTRATOR, methods=READ)
 def user_list(request: StaffRequest) -> HttpResponse:
     users = User.objects.order_by("role", "username")
     return render(request, "accounts/user_list.html", {"users": users, "section": "users"})
