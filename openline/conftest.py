@@ -119,6 +119,21 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Start every test with full live chat rate-limit buckets.
+
+    The limiters live in the process, keyed by client IP (127.0.0.1 for every test): without
+    this, whether a test is rate limited would depend on which tests ran before it.
+    """
+    from openline.livechat import limits
+
+    for limiter in vars(limits).values():
+        if isinstance(limiter, limits.RateLimiter):
+            limiter.buckets.clear()
+    yield
+
+
 def pytest_collection_modifyitems(items):
     """Mark tests that need PostgreSQL, so the SQLite pass in CI can leave them out."""
     for item in items:

@@ -127,11 +127,7 @@ def test_create_from_a_channel_selects_it_there(admin_client, channel):
         {"name": "Chat notice", "text": "We keep your chat.", "language": "en"},
     )
     assert response.status_code == 302
-    assert response[
-        "Location"
-    ] == f"/console/contact-center/channels/{channel.pk}/configure/consents/" or (
-        "consents" in response["Location"]
-    )
+    assert response["Location"] == f"/console/contact-center/open-channels/{channel.pk}/consents/"
     channel.refresh_from_db()
     assert channel.agreement.name == "Chat notice" and channel.consent_enabled
 

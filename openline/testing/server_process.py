@@ -1,0 +1,95 @@
+"""Start Openline in a real server process for tests (plain uvicorn, its own environment).
+
+Tests that prove what a configured environment variable does, or how the server behaves
+when a service is down, need a process of their own: settings and module-level limits are
+read once at start, so changing them inside the test process proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+# Variables of the test process that must not leak into a server started for one test.
+_DROPPED = ("REDIS_URL", "OPENLINE_ENV", "DJANGO_SETTINGS_MODULE", "OPENLINE_TRUSTED_PROXIES")
+
+
+def current_database_url() -> str:
+    """The current test database as a DATABASE_URL another process can open."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = quote(s["USER"] or "") + (f":{quote(s['PASSWORD'])}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(*, database_url: str, var_dir: Path, env: dict | None = None) -> ServerProcess:
+    """Start ``uvicorn openline.asgi:application`` on a free port and wait for /healthz."""
+    from django.conf import settings
+
+    from openline.conftest import free_port
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+    environment.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "openline.settings",
+            "DATABASE_URL": database_url,
+            "OPENLINE_VAR_DIR": str(var_dir),
+            # Same key as the test process, so tokens it signs are accepted by the server.
+            "OPENLINE_SECRET_KEY": settings.SECRET_KEY,
+            "OPENLINE_ALLOWED_HOSTS": "127.0.0.1",
+            "OPENLINE_LOG_LEVEL": "ERROR",
+            **(env or {}),
+        }
+    )
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "openline.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
+            *("--log-level", "warning"),
+        ],
+        cwd=ROOT,
+        env=environment,
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"the server did not start (exit code {process.poll()})")
+        time.sleep(0.1)
