@@ -39,6 +39,7 @@ FORMAT = "openline-checkpoint/1"
 PUSH_TIMEOUT = 5.0
 PUSH_MAX_PER_RUN = 100
 _PUSHED_KEY = "openline:consent:checkpoint-pushed"
+_PUSHED_HASH_KEY = "openline:consent:checkpoint-pushed-hash"
 
 
 def _timestamp(value: dt.datetime) -> str:
@@ -107,14 +108,40 @@ def issue_checkpoint(batch: SealBatch) -> Checkpoint:
 
 
 def issue_missing_checkpoints() -> int:
-    """Sign every batch that has no checkpoint yet (after a signing failure); return how many."""
+    """Sign every batch that has no checkpoint yet (after a signing failure); return how many.
+
+    Raises ``sealing.UnsafeToSign`` (signing nothing) unless the chain from the last
+    checkpoint before the first unsigned batch verifies: a deleted checkpoint must not be
+    replaced by a signature over history that was forged meanwhile.
+    """
+    from openline.consent.sealing import UnsafeToSign
+    from openline.consent.verify import chain_problems_after
+
     signed = set(Checkpoint.objects.values_list("batch_number", flat=True))
-    issued = 0
-    for batch in SealBatch.objects.order_by("number").iterator():
-        if batch.number not in signed:
-            issue_checkpoint(batch)
-            issued += 1
-    return issued
+    missing = [
+        number
+        for number in SealBatch.objects.order_by("number").values_list("number", flat=True)
+        if number not in signed
+    ]
+    if not missing:
+        return 0
+    anchor = max((n for n in signed if n < missing[0]), default=0)
+    problems = chain_problems_after(anchor)
+    # With every checkpoint deleted the chain is only checked from genesis, which a forger
+    # recomputes: the checkpoints pushed outside are what still tells.
+    kept, problems_reading = push_file_checkpoints()
+    problems += problems_reading
+    for verified in kept:
+        problems += registry_problems(verified)
+    if problems:
+        raise UnsafeToSign(
+            f"seal batches #{missing[0]} to #{missing[-1]} have no checkpoint and the chain "
+            f"after checkpoint #{anchor} does not verify, so they were not signed: "
+            + "; ".join(problems[:5])
+        )
+    for batch in SealBatch.objects.filter(number__in=missing).order_by("number").iterator():
+        issue_checkpoint(batch)
+    return len(missing)
 
 
 def latest_checkpoint() -> Checkpoint | None:
@@ -163,25 +190,80 @@ class VerifiedCheckpoint:
     issued_at: str
 
 
-def extract_token(text: str) -> str:
-    """Find the compact JWS in a checkpoint document (bare JWS, JSON object, or JSON lines)."""
+def _line_token(line: str) -> str:
+    line = line.strip()
+    if not line.startswith("{"):
+        return line
+    try:
+        document = json.loads(line)
+    except ValueError:
+        raise CheckpointError("the checkpoint is neither a JWS nor JSON") from None
+    token = document.get("jws") if isinstance(document, dict) else None
+    if not isinstance(token, str):
+        raise CheckpointError('the checkpoint JSON has no "jws" member')
+    return token.strip()
+
+
+def extract_tokens(text: str) -> list[str]:
+    """Find every compact JWS in a checkpoint document (bare JWS, JSON, or a JSON-lines file)."""
     text = text.strip()
     if not text:
         raise CheckpointError("the checkpoint is empty")
-    if text.startswith("{") or "\n" in text:
-        # A JSON-lines push file: the newest checkpoint is its last line.
-        last = [line for line in text.splitlines() if line.strip()][-1].strip()
-        if not last.startswith("{"):
-            return last
+    if text.startswith("{"):
         try:
-            document = json.loads(last)
+            whole = json.loads(text)
         except ValueError:
-            raise CheckpointError("the checkpoint is neither a JWS nor JSON") from None
-        token = document.get("jws") if isinstance(document, dict) else None
-        if not isinstance(token, str):
-            raise CheckpointError('the checkpoint JSON has no "jws" member')
-        return token.strip()
-    return text
+            whole = None  # JSON lines
+        if isinstance(whole, dict):
+            return [_line_token(json.dumps(whole))]
+    if text.startswith("{") or "\n" in text:
+        # A JSON-lines push file: every line is a checkpoint the registry must still contain.
+        tokens = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                tokens.append(_line_token(line))
+            except CheckpointError as exc:
+                raise CheckpointError(f"line {number}: {exc}") from None
+        return tokens
+    return [text]
+
+
+def extract_token(text: str) -> str:
+    """Find the newest compact JWS in a checkpoint document (the last line of a push file)."""
+    return extract_tokens(text)[-1]
+
+
+def read_checkpoints(text: str, *, key_set: dict | None = None) -> list[VerifiedCheckpoint]:
+    """Verify every checkpoint of a document (each line of a push file); raise on the first bad one."""
+    tokens = extract_tokens(text)
+    verified = []
+    for number, token in enumerate(tokens, start=1):
+        try:
+            verified.append(read_checkpoint(token, key_set=key_set))
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc} (checkpoint {number} of {len(tokens)})") from None
+    return verified
+
+
+def push_file() -> Path | None:
+    """Return the push file of OPENLINE_CHECKPOINT_PUSH, or None when it is a URL or unset."""
+    target = getattr(settings, "OPENLINE_CHECKPOINT_PUSH", "")
+    if not target or target.startswith(("http://", "https://")):
+        return None
+    return Path(target)
+
+
+def push_file_checkpoints() -> tuple[list[VerifiedCheckpoint], list[str]]:
+    """Read every checkpoint of the configured push file: (verified ones, problems)."""
+    path = push_file()
+    if path is None or not path.exists():
+        return [], []
+    try:
+        return read_checkpoints(load_text(str(path))), []
+    except CheckpointError as exc:
+        return [], [f"push file {path}: {exc}"]
 
 
 def read_checkpoint(token: str, *, key_set: dict | None = None) -> VerifiedCheckpoint:
@@ -265,10 +347,10 @@ def load_text(source: str) -> str:
 # ----- pushing checkpoints outside ---------------------------------------------------------
 
 
-def _last_line_batch(path: Path) -> int:
-    """Return the batch number of the last checkpoint appended to ``path`` (0 if none)."""
+def _last_line(path: Path) -> tuple[int, str]:
+    """Return the batch number and hash of the last checkpoint appended to ``path`` (0 if none)."""
     if not path.exists():
-        return 0
+        return 0, ""
     with path.open("rb") as handle:
         handle.seek(0, 2)
         size = handle.tell()
@@ -276,10 +358,32 @@ def _last_line_batch(path: Path) -> int:
         tail = handle.read().decode("utf-8", errors="replace")
     for line in reversed(tail.splitlines()):
         try:
-            return int(json.loads(line)["batch_number"])
+            document = json.loads(line)
+            return int(document["batch_number"]), str(document.get("batch_hash", ""))
         except (ValueError, KeyError, TypeError):
             continue
-    return 0
+    return 0, ""
+
+
+def _still_there(number: int, pushed_hash: str, target: str) -> bool:
+    """Check the registry still holds the batch last pushed; else log and raise the alert."""
+    if not number or not pushed_hash:
+        return True
+    current = SealBatch.objects.filter(number=number).values_list("batch_hash", flat=True).first()
+    if current == pushed_hash:
+        return True
+    from openline.consent.sealing import alert_problems
+
+    message = (
+        f"seal batch #{number} pushed to {target} is "
+        + ("gone" if current is None else "not the batch that was pushed (hash differs)")
+        + ": sealed history was cut off or rewritten; nothing more was pushed"
+    )
+    alert_problems(
+        [{"kind": "checkpoint", "record_id": None, "message": message}],
+        summary="The registry no longer holds the checkpoints pushed outside.",
+    )
+    return False
 
 
 def push_checkpoints() -> bool:
@@ -294,7 +398,9 @@ def push_checkpoints() -> bool:
 
 def _push_file(path: Path) -> bool:
     try:
-        after = _last_line_batch(path)
+        after, pushed_hash = _last_line(path)
+        if not _still_there(after, pushed_hash, str(path)):
+            return True  # retrying cannot help: the alert is up
         new = list(
             Checkpoint.objects.filter(batch_number__gt=after).order_by("batch_number")[
                 :PUSH_MAX_PER_RUN
@@ -320,6 +426,10 @@ def _push_url(url: str) -> bool:
         return True
     # Any checkpoint covers every earlier one, so after a lost cache only the newest is owed.
     after = cache.get(_PUSHED_KEY, newest.batch_number - 1)
+    pushed = cache.get(_PUSHED_HASH_KEY)  # [number, batch hash] of the last one pushed
+    pushed_hash = pushed[1] if isinstance(pushed, list | tuple) and pushed[0] == after else ""
+    if not _still_there(after, pushed_hash, url):
+        return True  # retrying cannot help: the alert is up
     pending = Checkpoint.objects.filter(batch_number__gt=after).order_by("batch_number")
     for checkpoint in pending[:PUSH_MAX_PER_RUN]:
         try:
@@ -334,4 +444,5 @@ def _push_url(url: str) -> bool:
             )
             return False
         cache.set(_PUSHED_KEY, checkpoint.batch_number, timeout=None)
+        cache.set(_PUSHED_HASH_KEY, [checkpoint.batch_number, checkpoint.batch_hash], timeout=None)
     return True

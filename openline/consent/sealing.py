@@ -255,6 +255,11 @@ def out_of_order(created_at: dt.datetime, newest: dt.datetime | None) -> bool:
     return newest is not None and created_at < newest - clock_skew()
 
 
+def from_the_future(created_at: dt.datetime, sealed_at: dt.datetime) -> bool:
+    """Tell whether a record is dated later than the seal that would take it (beyond the skew)."""
+    return created_at > sealed_at + clock_skew()
+
+
 def seal_pending(*, batch_size: int = BATCH_SIZE, wait_timeout: float = 5.0) -> SealResult:
     """Seal every settled, unsealed record into new batches; safe to run concurrently."""
     from openline.consent.checkpoints import issue_missing_checkpoints
@@ -265,11 +270,17 @@ def seal_pending(*, batch_size: int = BATCH_SIZE, wait_timeout: float = 5.0) -> 
         result.waiting = True
         return result
     if _checkpoints_missing():
-        # A batch was sealed while its checkpoint could not be signed: sign it now.
+        # A batch was sealed while its checkpoint could not be signed: sign it now, but only
+        # once the chain from the last signed checkpoint verifies (never sign forged history).
         try:
             with transaction.atomic():
                 issue_missing_checkpoints()
             cache.delete(CHECKPOINTS_MISSING)
+        except UnsafeToSign as exc:
+            alert_problems(
+                [{"kind": "checkpoint", "record_id": None, "message": str(exc)}],
+                summary="The sealer refused to sign checkpoints over a chain that does not verify.",
+            )
         except Exception:  # noqa: BLE001 - a concurrent sealer signed it, or the key is still unreadable
             log.exception("could not sign the checkpoints of earlier seal batches")
     conflicts = 0
@@ -296,18 +307,52 @@ def _checkpoints_missing() -> bool:
     if cache.get(CHECKPOINTS_MISSING):
         return True
     newest = SealBatch.objects.order_by("-number").values_list("number", flat=True).first()
-    return newest is not None and not Checkpoint.objects.filter(batch_number=newest).exists()
+    if newest is None:
+        return False
+    if not Checkpoint.objects.filter(batch_number=newest).exists():
+        return True
+    # A gap further back (a signature that failed once, then worked for the next batch).
+    return Checkpoint.objects.count() < SealBatch.objects.count()
 
 
-def _newest_sealed_at(after: int) -> dt.datetime | None:
-    # The newest date among the records the chain already covers. Records the sealer refused
-    # are older than it by definition, so including them does not change the answer.
-    return (
-        ConsentRecord.objects.filter(id__gt=0, id__lte=after)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
+class UnsafeToSign(Exception):
+    """The chain after the last signed checkpoint does not verify: signing it would vouch for it."""
+
+
+def _is_sealed_leaf(record_id: int, created_at: dt.datetime) -> bool:
+    batch = (
+        SealBatch.objects.filter(last_record_id__gte=record_id)
+        .order_by("number")
+        .only("id_ranges", "sealed_at")
         .first()
     )
+    return (
+        batch is not None
+        and any(start <= record_id <= end for start, end in batch.id_ranges)
+        and not from_the_future(created_at, batch.sealed_at)
+    )
+
+
+def date_floor(last: SealBatch | None) -> dt.datetime | None:
+    """Return the date later records are compared with: the newest sealed leaf or the last seal.
+
+    A record dated before the previous batch was sealed (beyond the skew) arrived after that
+    seal and was backdated into the idle gap; a record the sealer refused (backdated, or dated
+    in the future) is not a leaf and never moves the floor. ``verify.py`` applies the same rule.
+    """
+    if last is None:
+        return None
+    floor = last.sealed_at
+    # Only leaves dated after the last seal can raise the floor: few (within the skew).
+    candidates = (
+        ConsentRecord.objects.filter(id__gt=0, id__lte=last.last_record_id, created_at__gt=floor)
+        .order_by("-created_at")
+        .values_list("id", "created_at")
+    )
+    for record_id, created_at in candidates.iterator(chunk_size=100):
+        if _is_sealed_leaf(record_id, created_at):
+            return created_at
+    return floor
 
 
 @transaction.atomic
@@ -324,11 +369,13 @@ def _seal_one(*, high: int, batch_size: int) -> tuple[SealBatch, list[int]] | No
     # A record dated before one already sealed (beyond the clock skew) was backdated or
     # written out of place: it is left out of the leaves, though inside the batch's id range,
     # so verification names it forever while later records keep being sealed.
-    newest = _newest_sealed_at(after)
+    newest = date_floor(last)
+    sealed_at = timezone.now()
     accepted: list[dict] = []
     refused: list[dict] = []
     for row in rows:
-        if out_of_order(row["created_at"], newest):
+        # Dated in the future too: sealing it would make every genuine record look backdated.
+        if out_of_order(row["created_at"], newest) or from_the_future(row["created_at"], sealed_at):
             refused.append(row)
             continue
         accepted.append(row)
@@ -339,7 +386,6 @@ def _seal_one(*, high: int, batch_size: int) -> tuple[SealBatch, list[int]] | No
     root = merkle_root(leaves).hex()
     number = (last.number + 1) if last else 1
     prev_hash = last.batch_hash if last else GENESIS
-    sealed_at = timezone.now()
     id_ranges = _ranges(ids)
     header = batch_header(
         number=number,
@@ -367,7 +413,7 @@ def _seal_one(*, high: int, batch_size: int) -> tuple[SealBatch, list[int]] | No
         batch.save()
     _sign(batch)
     if refused:
-        _alert_refused(batch, refused)
+        _alert_refused(batch, refused, newest_allowed=sealed_at + clock_skew())
     return batch, [row["id"] for row in refused]
 
 
@@ -382,19 +428,31 @@ def _sign(batch: SealBatch) -> None:
         cache.set(CHECKPOINTS_MISSING, 1, timeout=None)
 
 
-def _alert_refused(batch: SealBatch, refused: list[dict]) -> None:
+def _alert_refused(batch: SealBatch, refused: list[dict], *, newest_allowed: dt.datetime) -> None:
     problems = [
         {
             "kind": "refused",
             "record_id": row["id"],
             "message": (
                 f"record {row['id']} ({row['uuid']}) is dated "
-                f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC, before records already sealed: "
-                f"the sealer refused it (batch #{batch.number})"
+                f"{row['created_at']:%Y-%m-%d %H:%M:%S} UTC, "
+                + (
+                    "later than the seal that took its turn (dated in the future)"
+                    if row["created_at"] > newest_allowed
+                    else "before records already sealed or the last seal"
+                )
+                + f": the sealer refused it (batch #{batch.number})"
             ),
         }
         for row in refused
     ]
+    alert_problems(
+        problems, summary=f"The sealer refused {len(problems)} record(s) dated out of order."
+    )
+
+
+def alert_problems(problems: list[dict], *, summary: str) -> None:
+    """Log problems found while sealing or pushing and raise the console alert."""
     for problem in problems:
         log.error("consent registry: %s", problem["message"])
     now = timezone.now()
@@ -406,7 +464,7 @@ def _alert_refused(batch: SealBatch, refused: list[dict]) -> None:
         finished_at=now,
         problem_count=len(problems),
         problems=problems[:100],
-        summary=f"The sealer refused {len(problems)} record(s) dated out of order.",
+        summary=summary,
     )
 
 

@@ -17,19 +17,31 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.db.models import Exists, OuterRef, Sum
+from django.utils import timezone
+
 from openline.consent import integrity, signing
 from openline.consent.checkpoints import (
     CheckpointError,
     VerifiedCheckpoint,
+    push_file_checkpoints,
     read_checkpoint,
     registry_problems,
 )
-from openline.consent.models import AgreementText, Checkpoint, ConsentRecord, SealBatch
+from openline.consent.models import (
+    Agreement,
+    AgreementText,
+    AgreementVersion,
+    Checkpoint,
+    ConsentRecord,
+    SealBatch,
+)
 from openline.consent.sealing import (
     DIGEST_PREFIX,
     GENESIS,
     _expand,
     batch_header,
+    from_the_future,
     leaf_hash,
     merkle_root,
     out_of_order,
@@ -42,7 +54,9 @@ TEXT_FIELDS = ("version_id", "language", "text_sha256")
 
 @dataclass
 class Problem:
-    kind: str  # altered | removed | inserted | refused | backdated | text | batch | checkpoint
+    # altered | removed | inserted | refused | backdated | future | orphaned | text | batch
+    # | checkpoint
+    kind: str
     record_id: int | None
     message: str
 
@@ -57,6 +71,7 @@ class VerifyReport:
     total_records: int = 0  # rows in the record table when verification started
     stopped_early: bool = False
     checkpoint: VerifiedCheckpoint | None = None
+    kept: list[VerifiedCheckpoint] = field(default_factory=list)  # every line of a push file
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -86,7 +101,14 @@ class VerifyReport:
         )
         if self.misplaced:
             text = text[:-1] + f", {self.misplaced} neither sealed nor pending."
-        if self.checkpoint is not None:
+        if len(self.kept) > 1:
+            covered = not any(p.kind == "checkpoint" for p in self.problems)
+            text += (
+                f" {len(self.kept)} kept checkpoints (#{self.kept[0].batch_number} to "
+                f"#{self.kept[-1].batch_number}): "
+                + ("everything they covered is still here." if covered else "NOT covered.")
+            )
+        elif self.checkpoint is not None:
             covered = not any(p.kind == "checkpoint" for p in self.problems)
             text += (
                 f" Checkpoint #{self.checkpoint.batch_number} of {self.checkpoint.issued_at}: "
@@ -112,8 +134,9 @@ class _Verifier:
         self.next_progress = PROGRESS_EVERY
         self.texts: dict[tuple[int, str], AgreementText | None] = {}
         self.text_checks: dict[tuple[int, str, str], integrity.TextCheck] = {}
-        self.newest: dt.datetime | None = None  # newest date among records sealed so far
-        self.newest_id: int | None = None
+        # The floor for later records: the newest date among sealed leaves or the last seal.
+        self.newest: dt.datetime | None = None
+        self.newest_label = ""
         self.published: dict | None = None
 
     def problem(self, kind: str, record_id: int | None, message: str) -> None:
@@ -160,13 +183,52 @@ class _Verifier:
             self.problem(
                 "backdated",
                 row["id"],
-                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, before record "
-                f"{self.newest_id} sealed earlier: backdated or out of order ({where})",
+                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, before "
+                f"{self.newest_label}: backdated or out of order ({where})",
             )
             return False
-        if self.newest is None or row["created_at"] > self.newest:
-            self.newest, self.newest_id = row["created_at"], row["id"]
+        self.raise_floor(row["created_at"], f"record {row['id']} sealed earlier")
         return True
+
+    def raise_floor(self, when: dt.datetime, label: str) -> None:
+        if self.newest is None or when > self.newest:
+            self.newest, self.newest_label = when, label
+
+    def check_future(self, row: dict, *, limit: dt.datetime, where: str) -> bool:
+        """Check a record is not dated later than its seal (or now); True if it is not."""
+        if not from_the_future(row["created_at"], limit):
+            return True
+        when = row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        self.problem(
+            "future",
+            row["id"],
+            f"record {row['id']} ({row['uuid']}) is dated {when} UTC, in the future ({where})",
+        )
+        return False
+
+    def check_references(self) -> None:
+        """Name records whose visitor, agreement or version row is gone (hidden from every page)."""
+        from openline.conversations.models import Visitor
+
+        missing = (
+            ("visitor", "visitor_id", Visitor),
+            ("agreement", "agreement_id", Agreement),
+            ("agreement version", "version_id", AgreementVersion),
+        )
+        for label, column, model in missing:
+            rows = (
+                ConsentRecord.objects.filter(**{f"{column}__isnull": False})
+                .exclude(Exists(model.objects.filter(pk=OuterRef(column))))
+                .order_by("id")
+                .values_list("id", "uuid", column)
+            )
+            for record_id, uuid, value in rows.iterator(chunk_size=1000):
+                self.problem(
+                    "orphaned",
+                    record_id,
+                    f"record {record_id} ({uuid}): its {label} (id {value}) was deleted, "
+                    "which hides the record from the console and the API",
+                )
 
     # ----- the chain ---------------------------------------------------------------------
 
@@ -184,6 +246,7 @@ class _Verifier:
         )
         report.total_batches = SealBatch.objects.filter(number__lte=batch_head).count()
         report.total_records = ConsentRecord.objects.count()
+        self.check_references()
         for row in record_values(ConsentRecord.objects.filter(id__lte=0)):
             report.misplaced += 1
             self.problem(
@@ -202,28 +265,45 @@ class _Verifier:
         batches = SealBatch.objects.filter(number__lte=batch_head).order_by("number")
         for batch in batches.iterator(chunk_size=200):
             self.check_batch(batch, prev_hash=prev_hash, prev_last=prev_last, expected=expected)
+            # Records of the next batch came after this seal: it is their floor (idle gap).
+            self.raise_floor(batch.sealed_at, f"seal batch #{batch.number} was sealed")
             prev_hash, prev_last, expected = (
                 batch.batch_hash,
                 batch.last_record_id,
                 batch.number + 1,
             )
             sealed += batch.record_count
+            signed = False
             while (
                 pending_checkpoint is not None and pending_checkpoint.batch_number <= batch.number
             ):
+                signed = signed or pending_checkpoint.batch_number == batch.number
                 self.check_stored_checkpoint(pending_checkpoint, batch, sealed)
                 pending_checkpoint = next(stored, None)
+            if not signed and batch.number < checkpoint_head:
+                # The sealer signs each batch as it seals it, and fills a failed signature in
+                # before sealing on: a batch older than a signed one has lost its checkpoint.
+                self.problem(
+                    "checkpoint",
+                    None,
+                    f"seal batch #{batch.number} has no checkpoint, though batch "
+                    f"#{checkpoint_head} has one: its checkpoint was deleted",
+                )
         while pending_checkpoint is not None:
             self.check_stored_checkpoint(pending_checkpoint, None, sealed)
             pending_checkpoint = next(stored, None)
+        now = timezone.now()
         for row in record_values(ConsentRecord.objects.filter(id__gt=prev_last)):
             report.unsealed += 1
             self.check_text(row)
-            self.check_order(row, sealed_in=None)
+            if self.check_future(row, limit=now, where="not sealed yet"):
+                self.check_order(row, sealed_in=None)
             self.tick()
-        if checkpoint is not None:
-            for message in registry_problems(checkpoint):
-                self.problem("checkpoint", None, message)
+        kept = report.kept or ([checkpoint] if checkpoint is not None else [])
+        for verified in kept:
+            for message in registry_problems(verified):
+                prefix = f"kept checkpoint #{verified.batch_number}: " if len(kept) > 1 else ""
+                self.problem("checkpoint", None, prefix + message)
 
     def check_batch(self, batch: SealBatch, *, prev_hash: str, prev_last: int, expected: int):
         report = self.report
@@ -275,7 +355,10 @@ class _Verifier:
                     f"(batch #{batch.number})",
                 )
             self.check_text(row)
-            self.check_order(row, sealed_in=batch.number)
+            if self.check_future(
+                row, limit=batch.sealed_at, where=f"sealed in batch #{batch.number}"
+            ):
+                self.check_order(row, sealed_in=batch.number)
             self.tick()
         for record_id in sealed_ids:
             if record_id not in leaves:
@@ -295,13 +378,21 @@ class _Verifier:
 
     def unlisted(self, row: dict, batch: SealBatch) -> None:
         """Name a row inside a batch's id range that is not one of its leaves."""
-        if out_of_order(row["created_at"], self.newest):
-            when = row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        when = row["created_at"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if from_the_future(row["created_at"], batch.sealed_at):
             self.problem(
                 "refused",
                 row["id"],
-                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, before record "
-                f"{self.newest_id} sealed earlier: the sealer refused it as backdated or out "
+                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, later than seal "
+                f"batch #{batch.number} that took its turn: the sealer refused it as dated in "
+                "the future",
+            )
+        elif out_of_order(row["created_at"], self.newest):
+            self.problem(
+                "refused",
+                row["id"],
+                f"record {row['id']} ({row['uuid']}) is dated {when} UTC, before "
+                f"{self.newest_label}: the sealer refused it as backdated or out "
                 f"of order (inside batch #{batch.number})",
             )
         else:
@@ -352,12 +443,65 @@ def verify_registry(
     *,
     stop_at_first: bool = False,
     checkpoint: VerifiedCheckpoint | None = None,
+    kept: list[VerifiedCheckpoint] | None = None,
+    use_push_file: bool = True,
     progress: Callable[[VerifyReport], None] | None = None,
 ) -> VerifyReport:
-    """Recompute every seal and text hash; name every row altered, removed, backdated or misplaced."""
-    report = VerifyReport(checkpoint=checkpoint)
+    """Recompute every seal and text hash; name every row altered, removed, backdated or misplaced.
+
+    ``kept`` are checkpoints kept outside (every line of a push file). Without a checkpoint,
+    the push file configured in OPENLINE_CHECKPOINT_PUSH (a path) is read, every line of it.
+    """
+    kept = list(kept or [])
+    unreadable: list[str] = []
+    if checkpoint is None and not kept and use_push_file:
+        kept, unreadable = push_file_checkpoints()
+    if kept and checkpoint is None:
+        checkpoint = kept[-1]
+    report = VerifyReport(checkpoint=checkpoint, kept=kept)
+    verifier = _Verifier(report, stop_at_first, progress)
     try:
-        _Verifier(report, stop_at_first, progress).run(checkpoint)
+        for message in unreadable:
+            verifier.problem("checkpoint", None, message)
+        verifier.run(checkpoint)
     except _Stop:
         report.stopped_early = True
     return report
+
+
+CHAIN_KINDS = ("batch", "altered", "removed", "checkpoint")
+
+
+def chain_problems_after(anchor: int) -> list[str]:
+    """Verify the chain after signed checkpoint #``anchor`` (0: genesis): links, roots, leaves.
+
+    The sealer calls this before signing checkpoints it failed to sign earlier; it ignores
+    problems of single records that no checkpoint vouches for (refused, backdated, text).
+    """
+    report = VerifyReport()
+    verifier = _Verifier(report, stop_at_first=False, progress=None)
+    prev_hash, prev_last, sealed = GENESIS, 0, 0
+    if anchor:
+        batch = SealBatch.objects.filter(number=anchor).first()
+        stored = Checkpoint.objects.filter(batch_number=anchor).first()
+        sealed = (
+            SealBatch.objects.filter(number__lte=anchor).aggregate(total=Sum("record_count"))[
+                "total"
+            ]
+            or 0
+        )
+        if stored is None or batch is None:
+            return [f"checkpoint or seal batch #{anchor} is gone"]
+        verifier.check_stored_checkpoint(stored, batch, sealed)
+        prev_hash, prev_last = batch.batch_hash, batch.last_record_id
+    signed = {
+        c.batch_number: c for c in Checkpoint.objects.filter(batch_number__gt=anchor).iterator()
+    }
+    expected = anchor + 1
+    for batch in SealBatch.objects.filter(number__gt=anchor).order_by("number").iterator():
+        verifier.check_batch(batch, prev_hash=prev_hash, prev_last=prev_last, expected=expected)
+        sealed += batch.record_count
+        if batch.number in signed:
+            verifier.check_stored_checkpoint(signed[batch.number], batch, sealed)
+        prev_hash, prev_last, expected = batch.batch_hash, batch.last_record_id, batch.number + 1
+    return [p.message for p in report.problems if p.kind in CHAIN_KINDS]

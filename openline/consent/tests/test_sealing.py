@@ -308,3 +308,128 @@ def test_stopping_early_says_so_and_how_far_it_got(sealed):
     with pytest.raises(SystemExit):
         call_command("consent_verify", "--all", stdout=out, stderr=err_all)
     assert "Checked: 3 batches, 7 sealed records, 0 not sealed yet." in err_all.getvalue()
+
+
+# ----- dates the sealer refuses (issue 8 review) ---------------------------------------------
+
+
+def redate(record, when) -> None:
+    with triggers_bypassed() as cursor:
+        cursor.execute(
+            "UPDATE consent_consentrecord SET created_at = %s WHERE id = %s", [when, record.pk]
+        )
+
+
+def test_a_future_dated_record_is_refused_and_does_not_block_genuine_records(give):
+    import datetime as dt
+
+    forged = give(source_id="forged")
+    redate(forged, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    genuine = give(source_id="genuine")
+    result = sealing.seal_pending()
+    assert result.refused == [forged.pk] and result.records == 1
+    assert sealing.seal_proof(genuine) is not None and sealing.seal_proof(forged) is None
+    later = give(source_id="later")
+    assert sealing.seal_pending().refused == []  # the forged date never became the floor
+    assert sealing.seal_proof(later) is not None
+    report = sealing.verify_registry()
+    assert [(p.kind, p.record_id) for p in report.problems] == [("refused", forged.pk)]
+    assert "in the future" in report.problems[0].message
+
+
+def test_verify_names_a_future_dated_record_sealed_by_an_older_sealer(give):
+    import datetime as dt
+
+    record = give()
+    sealing.seal_pending()
+    batch = SealBatch.objects.get()
+    # What the old sealer did: seal a record dated years ahead (leaf and root recomputed).
+    redate(record, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    leaf = sealing.leaf_hash(next(sealing.record_values(ConsentRecord.objects.all())))
+    root = sealing.merkle_root([leaf]).hex()
+    header = sealing.batch_header(
+        number=1,
+        sealed_at=batch.sealed_at,
+        prev_last_id=0,
+        last_record_id=batch.last_record_id,
+        record_count=1,
+        id_ranges=batch.id_ranges,
+        merkle_root_hex=root,
+        prev_hash=batch.prev_hash,
+    )
+    with triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM consent_checkpoint")
+        cursor.execute(
+            "UPDATE consent_sealbatch SET leaf_digests = %s, merkle_root = %s, batch_hash = %s",
+            [leaf[: sealing.DIGEST_PREFIX], root, sealing.hashlib.sha256(header).hexdigest()],
+        )
+    report = sealing.verify_registry()
+    assert [(p.kind, p.record_id) for p in report.problems] == [("future", record.pk)]
+
+
+def test_a_record_backdated_into_the_idle_gap_before_the_last_seal_is_refused(give):
+    from django.utils import timezone
+
+    first = give(source_id="first")
+    redate(first, timezone.now() - timezone.timedelta(hours=1))
+    sealing.seal_pending()
+    sealed_at = SealBatch.objects.get().sealed_at
+    # Dated after the newest sealed record, but half an hour before the last seal: it was
+    # written after that seal and backdated into the gap.
+    gap = give(source_id="gap")
+    redate(gap, sealed_at - timezone.timedelta(minutes=30))
+    honest = give(source_id="honest")
+    result = sealing.seal_pending()
+    assert result.refused == [gap.pk] and result.records == 1
+    report = sealing.verify_registry()
+    assert [(p.kind, p.record_id) for p in report.problems] == [("refused", gap.pk)]
+    assert "seal batch #1 was sealed" in report.problems[0].message
+    assert sealing.seal_proof(honest) is not None
+
+
+def test_verify_names_a_record_backdated_into_the_idle_gap_while_it_is_pending(give):
+    from django.utils import timezone
+
+    redate(give(), timezone.now() - timezone.timedelta(hours=1))
+    sealing.seal_pending()
+    pending = give()
+    redate(pending, SealBatch.objects.get().sealed_at - timezone.timedelta(minutes=5))
+    report = sealing.verify_registry()
+    assert [(p.kind, p.record_id) for p in report.problems] == [("backdated", pending.pk)]
+
+
+def test_records_within_the_clock_skew_of_the_last_seal_are_sealed(give):
+    from django.utils import timezone
+
+    give()
+    sealing.seal_pending()
+    late = give()
+    redate(late, SealBatch.objects.get().sealed_at - timezone.timedelta(seconds=30))
+    assert sealing.seal_pending().refused == []
+    assert sealing.verify_registry().ok
+
+
+def test_verify_names_records_whose_visitor_row_was_deleted(give, visitor):
+    records = [give(), give()]
+    sealing.seal_pending()
+    from openline.consent import visitor_triggers
+
+    visitor_triggers.drop(connection)  # the attacker drops the visitor guards too
+    try:
+        with triggers_bypassed() as cursor:
+            # Foreign keys are deferred (or off on SQLite): a raw DELETE leaves the records
+            # behind, hidden from every console and API page that joins the visitor.
+            cursor.execute("SELECT * FROM conversations_visitor WHERE id = %s", [visitor.pk])
+            columns, row = [c[0] for c in cursor.description], cursor.fetchone()
+            cursor.execute("DELETE FROM conversations_visitor WHERE id = %s", [visitor.pk])
+        report = sealing.verify_registry()
+        with connection.cursor() as cursor:  # put it back: the test database checks FKs after
+            cursor.execute(
+                f"INSERT INTO conversations_visitor ({', '.join(columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))})",
+                list(row),
+            )
+    finally:
+        visitor_triggers.install(connection)
+    assert [(p.kind, p.record_id) for p in report.problems] == [("orphaned", r.pk) for r in records]
+    assert "its visitor" in report.problems[0].message

@@ -4,7 +4,12 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from openline.consent.checkpoints import CheckpointError, extract_token, load_text, read_checkpoint
+from openline.consent.checkpoints import (
+    CheckpointError,
+    load_text,
+    push_file,
+    read_checkpoints,
+)
 from openline.consent.runs import record_report
 from openline.consent.verify import verify_registry
 
@@ -30,7 +35,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--checkpoint",
             metavar="FILE|URL",
-            help="a checkpoint kept outside (JWS, its JSON, or a JSON-lines push file: last line)",
+            help=(
+                "a checkpoint kept outside (JWS, its JSON, or a JSON-lines push file: every "
+                "line); by default the file of OPENLINE_CHECKPOINT_PUSH, if it is a path"
+            ),
         )
         parser.add_argument(
             "--jwks",
@@ -40,8 +48,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         checkpoint = None
+        kept = []
         if options["jwks"] and not options["checkpoint"]:
             raise CommandError("--jwks only makes sense with --checkpoint")
+        if not options["checkpoint"]:
+            configured = push_file()
+            if configured is not None and configured.exists():
+                options["checkpoint"] = str(configured)
+                self.stdout.write(f"Reading the checkpoints pushed to {configured}.")
         if options["checkpoint"]:
             key_set = None
             try:
@@ -50,16 +64,22 @@ class Command(BaseCommand):
                         key_set = json.loads(load_text(options["jwks"]))
                     except ValueError:
                         raise CheckpointError(f"{options['jwks']} is not a JSON key set") from None
-                token = extract_token(load_text(options["checkpoint"]))
-                checkpoint = read_checkpoint(token, key_set=key_set)
+                kept = read_checkpoints(load_text(options["checkpoint"]), key_set=key_set)
             except CheckpointError as exc:
                 self.stderr.write(self.style.ERROR(f"CHECKPOINT REJECTED: {exc}"))
                 raise SystemExit(1) from None
+            checkpoint = kept[-1]
+            more = f" and {len(kept) - 1} earlier ones" if len(kept) > 1 else ""
             self.stdout.write(
                 f"Checkpoint #{checkpoint.batch_number} ({checkpoint.record_count} records, "
-                f"issued {checkpoint.issued_at}, key {checkpoint.kid}): signature verified."
+                f"issued {checkpoint.issued_at}, key {checkpoint.kid}){more}: signature verified."
             )
-        report = verify_registry(stop_at_first=not options["all"], checkpoint=checkpoint)
+        report = verify_registry(
+            stop_at_first=not options["all"],
+            checkpoint=checkpoint,
+            kept=kept,
+            use_push_file=False,
+        )
         record_report(report)
         summary = report.summary()
         if report.ok:
