@@ -59,7 +59,7 @@ def _trigger_compatible_flush() -> None:
     from django.db import connections
     from django.test import TransactionTestCase
 
-    from openline.consent import triggers
+    from openline.consent import triggers, visitor_triggers
 
     original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
     if getattr(original, "_keeps_consent_triggers", False):
@@ -69,11 +69,13 @@ def _trigger_compatible_flush() -> None:
         aliases = list(self._databases_names(include_mirrors=False))
         for alias in aliases:
             triggers.drop(connections[alias])
+            visitor_triggers.drop(connections[alias])
         try:
             original(self)
         finally:
             for alias in aliases:
                 triggers.install(connections[alias])
+                visitor_triggers.install(connections[alias])
 
     _fixture_teardown._keeps_consent_triggers = True  # type: ignore[attr-defined]
     TransactionTestCase._fixture_teardown = _fixture_teardown  # type: ignore[attr-defined]

@@ -255,6 +255,14 @@ if CONFIG.production and not os.environ.get("OPENLINE_SIGNING_KEY_FILE", "").str
         "Openline refuses to start in production mode: OPENLINE_SIGNING_KEY_FILE is not set "
         "(the registry's signing key must live outside the database)."
     )
+if CONFIG.production:
+    from openline.consent.keyfile import key_file_problem
+
+    if problem := key_file_problem(OPENLINE_SIGNING_KEY_FILE):
+        raise ImproperlyConfigured(
+            "Openline refuses to start in production mode: OPENLINE_SIGNING_KEY_FILE "
+            f"{problem} (create one: openssl genpkey -algorithm ed25519 -out FILE)."
+        )
 # Where each signed registry checkpoint is copied outside the database: a file path (one JSON
 # line per checkpoint) or an http(s) URL (POST of the JSON); empty keeps them in the DB only.
 OPENLINE_CHECKPOINT_PUSH = os.environ.get("OPENLINE_CHECKPOINT_PUSH", "").strip()

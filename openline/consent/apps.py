@@ -18,6 +18,9 @@ class ConsentConfig(AppConfig):
         pre_migrate.connect(
             refuse_backwards_migrations, sender=self, dispatch_uid="consent-irreversible-migrations"
         )
+        pre_migrate.connect(
+            _drop_visitor_guards, sender=self, dispatch_uid="consent-visitor-guards-off"
+        )
         post_migrate.connect(
             _ensure_triggers, sender=self, dispatch_uid="consent-append-only-triggers"
         )
@@ -48,6 +51,17 @@ def _ensure_triggers(sender, using="default", **kwargs) -> None:
     # triggers; putting them back after every migrate keeps the guarantee unconditional.
     from django.db import connections
 
-    from openline.consent import triggers
+    from openline.consent import triggers, visitor_triggers
 
     triggers.install(connections[using])
+    visitor_triggers.install(connections[using])
+
+
+def _drop_visitor_guards(sender, using="default", **kwargs) -> None:
+    # They look up another table, which SQLite's table rebuilds cannot stand: no migration
+    # ever runs with them; post_migrate puts them back (see visitor_triggers).
+    from django.db import connections
+
+    from openline.consent import visitor_triggers
+
+    visitor_triggers.drop(connections[using])

@@ -5,6 +5,7 @@ is reported on its own so a reader sees exactly what holds and what does not:
 
 1. signature: the JWS verifies with a published key (current or retired) and is a receipt;
 2. content: the readable fields are exactly what was signed;
+   (for the HTML form: its visible text shows exactly the signed facts, see receipt_visible);
 3. record: the record still exists and recomputes to the leaf hash the receipt was issued with;
 4. seal: the audit path leads from that leaf to the Merkle root, and the batch still holds it;
 5. checkpoint: the checkpoint it carries is genuine, signs that root, and the registry still
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from openline.consent import checkpoints, signing
 from openline.consent.integrity import check_record_text
 from openline.consent.models import ConsentRecord
+from openline.consent.receipt_visible import signed_facts, visible_differences
 from openline.consent.receipts import RECEIPT_TYP
 from openline.consent.sealing import (
     canonical_bytes,
@@ -32,6 +34,7 @@ from openline.consent.sealing import (
     seal_proof,
     verify_proof,
 )
+from openline.core import jsonsafe
 
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _EMBEDDED = re.compile(
@@ -60,11 +63,15 @@ class ReceiptCheck:
     record_id: str = ""
     kid: str = ""
     key_status: str = ""  # current | retired
+    # What the signed payload states (label, value): the only facts this check vouches for.
+    facts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def genuine(self) -> bool:
         """Tell whether the signature and the signed content hold."""
-        return all(s.status == OK for s in self.steps if s.name in ("signature", "content"))
+        return all(
+            s.status == OK for s in self.steps if s.name in ("signature", "content", "visible")
+        )
 
     @property
     def ok(self) -> bool:
@@ -99,8 +106,9 @@ def parse_receipt(text: str) -> tuple[dict | None, str]:
     if _COMPACT_JWS.match(text):
         return None, text
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
+        # Depth-limited: a deeply nested paste is refused before Python's parser recurses.
+        document = jsonsafe.loads(text, max_depth=64)
+    except jsonsafe.UnsafeJson:
         raise ReceiptUnreadable(
             "This is neither JSON nor a signed receipt (JWS); was the file cut short?"
         ) from None
@@ -172,6 +180,24 @@ def _content(result: ReceiptCheck, document: dict | None, signed: dict) -> None:
         "content",
         FAILED,
         f"The receipt was altered after signing: {changed} differ from the signed content.",
+    )
+
+
+def _visible(result: ReceiptCheck, html: str, signed: dict, token: str) -> None:
+    differing = visible_differences(html, signed, token, result.kid)
+    if not differing:
+        result.add(
+            "visible",
+            OK,
+            "The printed text of this HTML receipt shows exactly the signed facts.",
+        )
+        return
+    result.add(
+        "visible",
+        FAILED,
+        "The printed text of this HTML receipt was edited: "
+        f"{', '.join(differing)} differ from the signed receipt. Only the signed facts shown "
+        "on this page count.",
     )
 
 
@@ -312,6 +338,9 @@ def check_receipt(text: str) -> ReceiptCheck:
     if signed is None:
         return result
     _content(result, document, signed)
+    result.facts = signed_facts(signed)
+    if _EMBEDDED.search(text):
+        _visible(result, text, signed, token)
     record = _record(result, signed)
     seal = _seal(result, signed, record)
     _checkpoint(result, seal)

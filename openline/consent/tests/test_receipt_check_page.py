@@ -172,7 +172,7 @@ def test_a_pending_receipt_says_pending_not_failed(client, auditor_client, give)
         ("[1, 2]", "not one"),
         ("[" * 9000 + "]" * 9000, "neither JSON"),
         ('{"jws": "a.b.c"}', "not genuine"),
-        ('{"jws": "a.b.c", "x": "\\ud83d"}', "not genuine"),
+        ('{"jws": "a.b.c", "x": "\\ud83d"}', "neither JSON"),
         ("<html><body>hello</body></html>", "holds no Openline receipt"),
         ("eyJhbGciOiJub25lIn0.e30.", "neither JSON"),
     ],

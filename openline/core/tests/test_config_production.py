@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from openline.config import ConfigError, load_config
+from openline.testing.keys import write_signing_key
 
 ROOT = Path(__file__).resolve().parents[3]
 PRODUCTION_OK = {
@@ -87,7 +88,7 @@ def _settings_in_a_fresh_process(tmp_path, env: dict) -> subprocess.CompletedPro
         {
             "DJANGO_SETTINGS_MODULE": "openline.settings",
             "OPENLINE_VAR_DIR": str(tmp_path),
-            "OPENLINE_SIGNING_KEY_FILE": str(tmp_path / "key.pem"),
+            "OPENLINE_SIGNING_KEY_FILE": write_signing_key(tmp_path / "key.pem"),
             **env,
         }
     )

@@ -12,7 +12,11 @@ def test_healthz_answers_while_the_process_is_up(client, db):
 def test_readyz_checks_database_and_channel_layer(client, db):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "channel_layer": "ok"}
+    assert response.json()["checks"] == {
+        "database": "ok",
+        "channel_layer": "ok",
+        "signing_key": "ok",
+    }
 
 
 def test_readyz_reports_503_when_the_channel_layer_is_down(client, db, settings):

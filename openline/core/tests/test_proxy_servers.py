@@ -23,6 +23,7 @@ from openline.core.tests.servers import (
     server_env,
     uvicorn_command,
 )
+from openline.testing.keys import write_signing_key
 
 # One xdist worker starts these servers once for the whole module.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("proxy_servers")]
@@ -59,7 +60,9 @@ class Servers:
                 env["REDIS_URL"] = redis_url or ""
             if mode == "production":
                 env.update(PRODUCTION_ENV)
-                env["OPENLINE_SIGNING_KEY_FILE"] = str(self.tmp / "registry-ed25519.pem")
+                env["OPENLINE_SIGNING_KEY_FILE"] = write_signing_key(
+                    self.tmp / "registry-ed25519.pem"
+                )
             if mode.startswith("serve"):
                 command = serve_command(port, workers)
             else:
