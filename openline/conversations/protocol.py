@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -39,6 +41,15 @@ class _KeepConnectionSyncToAsync(SyncToAsync):
             raise
 
 
+# One process-wide pool for "parallel" frame work. Each of its threads keeps one database
+# connection open between frames, so the number of threads bounds the connections websockets
+# hold, however many event loops the process runs (the default executor is per loop, and a
+# loop's threads die with their connections still checked out of the pool).
+_FRAME_EXECUTOR = ThreadPoolExecutor(
+    max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="openline-frames"
+)
+
+
 def db_async(func, *, parallel: bool = False):
     """Run ORM code for a websocket frame in Django's shared worker thread.
 
@@ -52,7 +63,9 @@ def db_async(func, *, parallel: bool = False):
     connection are still handled one after the other (Channels awaits each handler), which
     keeps each client's messages in order; the conversation row lock orders the rest.
     """
-    return _KeepConnectionSyncToAsync(func, thread_sensitive=not parallel)
+    if parallel:
+        return _KeepConnectionSyncToAsync(func, thread_sensitive=False, executor=_FRAME_EXECUTOR)
+    return _KeepConnectionSyncToAsync(func, thread_sensitive=True)
 
 
 class JsonFrameConsumer(AsyncWebsocketConsumer):
