@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -27,8 +28,26 @@ def _now() -> int:
 
 
 def mark_active(request: HttpRequest) -> None:
-    """Stamp the session as used now (called on sign-in and by the middleware)."""
+    """Stamp the session as used now (called on sign-in)."""
     request.session[LAST_SEEN] = _now()
+
+
+def session_still_active(session: SessionBase) -> bool:
+    """Apply the idle rule to a signed-in session: False once idle past the timeout.
+
+    Otherwise stamp it as used now, at most once a minute (the caller saves the session, as
+    Django's session middleware does for requests). Shared by requests and operator sockets.
+    """
+    timeout = settings.OPENLINE_SESSION_IDLE_TIMEOUT
+    if not timeout:
+        return True
+    now = _now()
+    last = session.get(LAST_SEEN)
+    if isinstance(last, int) and now - last > timeout:
+        return False
+    if not isinstance(last, int) or now - last >= min(REFRESH_SECONDS, timeout // 2):
+        session[LAST_SEEN] = now
+    return True
 
 
 def _signed_in(request: HttpRequest) -> bool:
@@ -44,14 +63,9 @@ class IdleSessionTimeoutMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         timeout = settings.OPENLINE_SESSION_IDLE_TIMEOUT
-        if timeout and _signed_in(request):
-            now = _now()
-            last = request.session.get(LAST_SEEN)
-            if isinstance(last, int) and now - last > timeout:
-                logout(request)
-                return self._expired(request, timeout)
-            if not isinstance(last, int) or now - last >= min(REFRESH_SECONDS, timeout // 2):
-                mark_active(request)
+        if timeout and _signed_in(request) and not session_still_active(request.session):
+            logout(request)
+            return self._expired(request, timeout)
         return self.get_response(request)
 
     def _expired(self, request: HttpRequest, timeout: int) -> HttpResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from openline.accounts import realtime
 
-WATCHED = ("password", "is_active", "role")
+WATCHED = ("password", "is_active", "role", "must_change_password")
 
 
 def on_logged_out(sender, request, user, **kwargs) -> None:
@@ -34,13 +34,16 @@ def push_access_change(sender, instance, created=False, raw=False, **kwargs) -> 
     before = instance.__dict__.pop("_access_before", None)
     if created or raw or before is None:
         return
-    password, is_active, role = before
+    password, is_active, role, must_change = before
     if is_active and not instance.is_active:
         realtime.disconnect_user_sockets(
             instance.pk, reason="deactivated", code=realtime.CLOSE_FORBIDDEN
         )
     elif password != instance.password:
         realtime.disconnect_user_sockets(instance.pk, reason="password_changed")
+    elif instance.must_change_password and not must_change:
+        # An administrator's reset (or the flag alone): nothing but the password form now.
+        realtime.disconnect_user_sockets(instance.pk, reason="must_change_password")
     elif role != instance.role:
         # The socket reconnects and is judged under the new role.
         realtime.disconnect_user_sockets(instance.pk, reason="role_changed")

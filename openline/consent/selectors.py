@@ -10,7 +10,7 @@ import io
 import ipaddress
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django import forms
@@ -416,26 +416,38 @@ def _defused(column: str) -> str:
     return f"CASE WHEN {column} ~ '^[-=+@\\t\\r]' THEN chr(39) || {column} ELSE {column} END"
 
 
-_PG_EXPORT_SQL = (
-    "SELECT r.id, r.created_at::text, r.uuid::text, "
-    + _defused(
-        "CASE WHEN v.erased_at IS NOT NULL THEN 'Deleted client ' || left(v.public_id::text, 8) "
-        "ELSE coalesce(nullif(v.name, ''), 'Visitor ' || left(v.public_id::text, 8)) END"
+def _as_is(column: str) -> str:
+    return column
+
+
+def _pg_export_sql(text: Callable[[str], str]) -> str:
+    """Build the export query; ``text`` wraps each free-text column (neutralise or keep)."""
+    return (
+        "SELECT r.id, r.created_at::text, r.uuid::text, "
+        + text(
+            "CASE WHEN v.erased_at IS NOT NULL THEN 'Deleted client ' || left(v.public_id::text, 8) "
+            "ELSE coalesce(nullif(v.name, ''), 'Visitor ' || left(v.public_id::text, 8)) END"
+        )
+        + ", v.public_id::text, r.source_type, "
+        + ", ".join(text(c) for c in ("r.source_id", "r.source_label", "r.address"))
+        + ", coalesce(host(r.ip), ''), r.ip_missing_reason, "
+        + text("a.name")
+        + ", r.agreement_id, ver.number, "
+        "r.language, r.state, r.method, r.origin, r.channel_id, r.conversation_id, r.text_sha256, "
+        + text("r.user_agent")
+        + " FROM ({inner}) AS page "
+        "JOIN consent_consentrecord r ON r.id = page.id "
+        "JOIN conversations_visitor v ON v.id = r.visitor_id "
+        "JOIN consent_agreement a ON a.id = r.agreement_id "
+        "JOIN consent_agreementversion ver ON ver.id = r.version_id "
+        "ORDER BY r.created_at DESC, r.id DESC"
     )
-    + ", v.public_id::text, r.source_type, "
-    + ", ".join(_defused(c) for c in ("r.source_id", "r.source_label", "r.address"))
-    + ", coalesce(host(r.ip), ''), r.ip_missing_reason, "
-    + _defused("a.name")
-    + ", r.agreement_id, ver.number, "
-    "r.language, r.state, r.method, r.origin, r.channel_id, r.conversation_id, r.text_sha256, "
-    + _defused("r.user_agent")
-    + " FROM ({inner}) AS page "
-    "JOIN consent_consentrecord r ON r.id = page.id "
-    "JOIN conversations_visitor v ON v.id = r.visitor_id "
-    "JOIN consent_agreement a ON a.id = r.agreement_id "
-    "JOIN consent_agreementversion ver ON ver.id = r.version_id "
-    "ORDER BY r.created_at DESC, r.id DESC"
-)
+
+
+# Values as stored for JSON Lines (and any other data consumer); neutralising formulas is a
+# spreadsheet concern, so only the CSV query (COPY) does it.
+_PG_EXPORT_SQL = _pg_export_sql(_as_is)
+_PG_CSV_SQL = _pg_export_sql(_defused)
 
 
 def _export_rows_postgresql(flt: RecordFilter) -> Iterator[list[list]]:
@@ -470,7 +482,7 @@ def _csv_chunks_postgresql(flt: RecordFilter) -> Iterator[bytes]:
     while True:
         ids = after_cursor(base, cursor).values("id")[:EXPORT_CHUNK]
         inner_sql, params = ids.query.sql_with_params()
-        sql = _PG_EXPORT_SQL.replace("SELECT r.id, ", "SELECT ", 1).format(inner=inner_sql)
+        sql = _PG_CSV_SQL.replace("SELECT r.id, ", "SELECT ", 1).format(inner=inner_sql)
         query = psycopg.ClientCursor(raw).mogrify(sql, params)
         # One yield per chunk: under ASGI every yield is a hop between threads.
         buffer = bytearray()

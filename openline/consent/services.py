@@ -301,12 +301,15 @@ def record_consent(
     shown = text_for(version, language)
     if not ip and not ip_missing_reason:
         ip_missing_reason = "The channel does not tell the client's IP address."
+    # The keys this service vouches for are assigned, never defaulted: a caller's evidence
+    # (relayed from a client, say) must not be able to state them instead.
     evidence = dict(evidence or {})
     settings_now = _channel_settings(channel)
+    evidence.pop("channel_consent_settings", None)
     if settings_now is not None:
         # EDPB 05/2020: the workflow in force at the time is part of the proof.
-        evidence.setdefault("channel_consent_settings", settings_now)
-    evidence.setdefault("requested_language", language or "")
+        evidence["channel_consent_settings"] = settings_now
+    evidence["requested_language"] = language or ""
     record = ConsentRecord(
         created_at=timezone.now(),
         agreement_id=version.agreement_id,
@@ -395,7 +398,8 @@ def withdraw_consent(
         user_agent=user_agent,
         channel=channel if channel is not None else latest.channel,
         conversation=conversation,
-        evidence={"withdraws_record": str(latest.uuid), **(evidence or {})},
+        # Last, so the record withdrawn is always the one found here.
+        evidence={**(evidence or {}), "withdraws_record": str(latest.uuid)},
     )
 
 

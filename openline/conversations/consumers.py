@@ -7,8 +7,10 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib import auth
+from django.contrib.sessions.backends.base import UpdateError
 
 from openline.accounts import realtime
+from openline.accounts.middleware import session_still_active
 from openline.accounts.models import Role
 from openline.conversations import actions, events
 from openline.conversations.models import Conversation, SenderKind
@@ -23,6 +25,10 @@ from openline.livechat import limits
 from openline.openchannels.models import OpenChannel
 
 INBOX_ROLES = (Role.ADMINISTRATOR, Role.OPERATOR)
+# Frames an operator sends by their own hand. The inbox sends "delivered", "read" and "sync"
+# by itself as visitors write or the socket reconnects: counting those would keep an
+# unattended console signed in for as long as clients keep writing.
+ACTIVITY_FRAMES = frozenset({"reply", "typing"})
 
 
 def visible_conversations(user):
@@ -99,12 +105,15 @@ class OperatorConsumer(JsonFrameConsumer):
             await self.send_error("rate_limited", "Too many frames; slow down.")
             return False
         # Every frame, not a cached answer: a reply after logout must never be stored.
-        return await self._refused() is None
+        return await self._refused(activity=kind in ACTIVITY_FRAMES) is None
 
-    async def _refused(self) -> int | None:
-        """Re-check the session and the user; close the socket and return the code if refused."""
+    async def _refused(self, *, activity: bool = False) -> int | None:
+        """Re-check the session and the user; close the socket and return the code if refused.
+
+        ``activity``: the operator acted, so the session's last activity is refreshed.
+        """
         # In the thread pool, like replies: one socket's check never queues behind another's.
-        code, user = await db_async(self._check_session, parallel=True)()
+        code, user = await db_async(self._check_session, parallel=True)(activity=activity)
         if code is None:
             role_changed = user.role != self.user.role
             self.user = user  # the fresh row: role and channels as they are now
@@ -115,15 +124,18 @@ class OperatorConsumer(JsonFrameConsumer):
         await self._close(code)
         return code
 
-    def _check_session(self):
+    def _check_session(self, *, activity: bool):
         """Load the session and its user afresh (two indexed queries), as Django does per request.
 
         The session is gone after logout or expiry; ``auth.get_user`` refuses inactive users
-        and a session whose password hash no longer matches (and deletes that session).
+        and a session whose password hash no longer matches (and deletes that session). A
+        session idle past OPENLINE_SESSION_IDLE_TIMEOUT is refused like a signed-out one; it is
+        left for the next page load to sign out, which tells the user why.
         """
         engine = import_module(settings.SESSION_ENGINE)
         session = engine.SessionStore(session_key=self.session_key)
-        user = auth.get_user(SimpleNamespace(session=session))
+        # get_user reads only ``request.session``: a stand-in request is enough.
+        user = auth.get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
         if not user.is_authenticated:
             # A live session of a deactivated user: forbidden, not merely signed out.
             if session.get(auth.SESSION_KEY) == str(self.user.pk) and not self._active():
@@ -133,6 +145,17 @@ class OperatorConsumer(JsonFrameConsumer):
             return CLOSE_UNAUTHENTICATED, None
         if not user.is_active or user.role not in INBOX_ROLES:
             return CLOSE_FORBIDDEN, None
+        if not session_still_active(session):
+            return CLOSE_UNAUTHENTICATED, None
+        if user.must_change_password:
+            # Pages send this user to the password form; 4401 makes the inbox reload into it.
+            return CLOSE_UNAUTHENTICATED, None
+        if activity and session.modified:
+            # The stamp was due (at most once a minute): save it like a request would.
+            try:
+                session.save()
+            except UpdateError:  # signed out between the load and the save
+                return CLOSE_UNAUTHENTICATED, None
         return None, user
 
     def _active(self) -> bool:

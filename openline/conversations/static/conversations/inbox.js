@@ -160,9 +160,28 @@
     ws.onmessage = function (e) { var f; try { f = JSON.parse(e.data); } catch (x) { return; } handle(f); };
     ws.onclose = function (e) {
       ready = false; ws = null; liveState.textContent = "offline"; liveState.className = "live-dot";
-      if (e.code === 4403) return;
+      if (e.code === 4403) { noAccess(); return; }
+      // Signed out (logout, idle timeout, password change): reconnecting would be refused
+      // again; a reload lands on the login page, or back here if the session still holds.
+      // Once per 30 s at most, so a socket refused for another reason cannot loop reloads.
+      if (e.code === 4401 && reloadAllowed()) { location.reload(); return; }
       setTimeout(connect, Math.min(15000, 400 * Math.pow(2, retries++)) * (0.75 + Math.random() / 2));
     };
+  }
+  function reloadAllowed() {
+    var key = "openline.inbox.reloaded", now = Date.now(), last = 0;
+    try { last = +sessionStorage.getItem(key) || 0; sessionStorage.setItem(key, String(now)); } catch (x) { return true; }
+    return now - last > 30000;
+  }
+  function noAccess() {
+    liveState.textContent = "no access";
+    if ($("no-access")) return;
+    var note = el("div", "flash flash-error", "You no longer have access to the inbox. Ask an administrator, or sign in again.");
+    note.id = "no-access"; note.setAttribute("role", "alert");
+    var inbox = document.querySelector(".inbox");
+    if (inbox) inbox.parentNode.insertBefore(note, inbox);
+    if (replyText) replyText.disabled = true;
+    if (reply) reply.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
   }
   function handle(f) {
     if (f.type === "ready") {
