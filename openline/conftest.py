@@ -364,3 +364,21 @@ def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+@pytest.fixture
+def own_cache(settings):
+    """Give a test an empty cache of its own, so state kept in the cache never leaks.
+
+    With REDIS_URL set the default cache is shared by every test process and run: a sign-in
+    throttle counter or the checkpoint pusher's "last pushed" mark set by one test must not
+    change what a test running at the same time in another process sees.
+    """
+    import uuid
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4().hex}",
+        }
+    }

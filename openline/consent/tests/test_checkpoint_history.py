@@ -23,7 +23,8 @@ from openline.consent.tests.test_checkpoints import (  # noqa: F401 - signing_ke
     triggers_bypassed,
 )
 
-pytestmark = pytest.mark.dbspecific
+# The pusher keeps its "last pushed" mark in the cache: each test gets a cache of its own.
+pytestmark = [pytest.mark.dbspecific, pytest.mark.usefixtures("own_cache")]
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ from django.test import Client
 from openline.consent import checkpoints, sealing, signing, triggers
 from openline.consent.models import Checkpoint, SealBatch
 
+# The pusher keeps its "last pushed" mark in the cache: each test gets a cache of its own.
+pytestmark = pytest.mark.usefixtures("own_cache")
+
 
 @pytest.fixture(autouse=True)
 def signing_key(tmp_path, settings):

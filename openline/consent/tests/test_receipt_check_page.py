@@ -16,7 +16,7 @@ from openline.consent.sealing import seal_pending
 from openline.consent.tests.receipt_helpers import signing_key_file, tamper  # noqa: F401
 from openline.livechat.tests.helpers import consented_visitor
 
-pytestmark = pytest.mark.usefixtures("signing_key_file", "_generous_rate_limit")
+pytestmark = pytest.mark.usefixtures("signing_key_file", "_generous_rate_limit", "own_cache")
 
 URL = "/registry/receipt-check"
 

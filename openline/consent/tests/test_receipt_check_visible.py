@@ -11,7 +11,7 @@ from openline.consent.models import ConsentRecord
 from openline.consent.sealing import seal_pending
 from openline.consent.tests.receipt_helpers import signing_key_file  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("signing_key_file", "_generous_rate_limit")
+pytestmark = pytest.mark.usefixtures("signing_key_file", "_generous_rate_limit", "own_cache")
 
 URL = "/registry/receipt-check"
 _SCRIPT = re.compile(r'<script[^>]*id="openline-receipt"[^>]*>.*?</script>', re.S)
