@@ -36,6 +36,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy openline
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff check --fix .
