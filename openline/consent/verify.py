@@ -17,10 +17,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
-from openline.consent import integrity, signing
+from openline.consent import integrity, signing, triggers
 from openline.consent.checkpoints import (
     CheckpointError,
     VerifiedCheckpoint,
@@ -144,6 +145,18 @@ class _Verifier:
         if self.stop_at_first:
             raise _Stop
 
+    def check_guards(self) -> None:
+        # Rows are proven by the seals either way; a missing trigger means someone with
+        # database rights switched the guard off, which an auditor must hear about.
+        for table in triggers.guarded_tables():
+            if not triggers.installed(connection, table):
+                self.problem(
+                    "guards",
+                    None,
+                    f"the database no longer guards {table}: its append-only triggers were "
+                    "removed (manage.py migrate puts them back; find out who removed them)",
+                )
+
     def tick(self) -> None:
         if self.progress is not None and self.report.checked >= self.next_progress:
             self.next_progress = self.report.checked + PROGRESS_EVERY
@@ -246,6 +259,7 @@ class _Verifier:
         )
         report.total_batches = SealBatch.objects.filter(number__lte=batch_head).count()
         report.total_records = ConsentRecord.objects.count()
+        self.check_guards()
         self.check_references()
         for row in record_values(ConsentRecord.objects.filter(id__lte=0)):
             report.misplaced += 1

@@ -433,3 +433,20 @@ def test_verify_names_records_whose_visitor_row_was_deleted(give, visitor):
         visitor_triggers.install(connection)
     assert [(p.kind, p.record_id) for p in report.problems] == [("orphaned", r.pk) for r in records]
     assert "its visitor" in report.problems[0].message
+
+
+def test_verify_names_append_only_triggers_that_were_removed(give):
+    from openline.consent.verify import verify_registry
+
+    give()
+    sealing.seal_pending()
+    assert verify_registry().ok
+    triggers.drop(connection, ["consent_auditevent"])
+    try:
+        report = verify_registry()
+    finally:
+        triggers.install(connection)
+    assert not report.ok
+    assert [p.kind for p in report.problems] == ["guards"]
+    assert "consent_auditevent" in report.problems[0].message
+    assert verify_registry().ok
