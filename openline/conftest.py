@@ -106,6 +106,24 @@ def _close_database_pools(django_db_setup, django_db_blocker):
             connection.close_pool()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_redis_namespace():
+    """Give each test process its own Redis key prefix for the channel layer and the cache.
+
+    Parallel test processes share CI's Redis and number their rows alike (every database has
+    a user 2), so without this a group such as ``staff.user.2`` joined in one process would
+    receive the access changes another process pushes.
+    """
+    from django.conf import settings
+
+    prefix = f"test-{os.getpid()}"
+    for layer in settings.CHANNEL_LAYERS.values():
+        if "prefix" in layer.get("CONFIG", {}):
+            layer["CONFIG"]["prefix"] = prefix
+    if "KEY_PREFIX" in settings.CACHES["default"]:
+        settings.CACHES["default"]["KEY_PREFIX"] = prefix
+
+
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Give every test its own channel layer instance.
