@@ -23,10 +23,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from openline.consent.models import ConsentMethod, ConsentOrigin, ConsentState, SourceType
-from openline.consent.services import record_consent
-from openline.conversations.models import Conversation, Visitor
+from openline.conversations.models import Conversation
 from openline.crm.services import save_conversation_to_crm
+from openline.testing.records import given_livechat_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,20 +42,9 @@ CSRF = "k" * 32  # an unmasked CSRF secret: Django accepts it as cookie and head
 @pytest.fixture
 def known_ids(channel, administrator) -> dict[str, object]:
     """A record, a CRM item and a conversation, so reads and writes also hit real rows."""
-    visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Vera Visitor")
+    record = given_livechat_record(channel)
+    visitor = record.visitor
     conversation = Conversation.objects.create(channel=channel, visitor=visitor)
-    record = record_consent(
-        visitor=visitor,
-        version=channel.agreement.current_version,
-        language="en",
-        state=ConsentState.GIVEN,
-        method=ConsentMethod.CLICKED_ACCEPT,
-        origin=ConsentOrigin.LIVECHAT,
-        source_type=SourceType.WEBSITE,
-        address="https://example.com/",
-        ip="203.0.113.7",
-        channel=channel,
-    )
     saved = save_conversation_to_crm(
         actor=administrator,
         conversation=conversation,

@@ -15,16 +15,11 @@ import pytest
 from django.test import Client
 
 from openline.consent.models import (
-    ConsentMethod,
-    ConsentOrigin,
     ConsentRecord,
-    ConsentState,
-    SourceType,
 )
-from openline.consent.services import record_consent
-from openline.conversations.models import Visitor
 from openline.core import jsonsafe
 from openline.core.params import MAX_ID, BadParam, day_after, is_int, parse_id, parse_int
+from openline.testing.records import given_livechat_record
 
 pytestmark = pytest.mark.django_db
 
@@ -34,19 +29,7 @@ BAD_NUMBERS = ["%C2%B2", "%D9%A3", "9" * 5000, str(2**64), "-1", "1_0", "+1", "%
 
 @pytest.fixture
 def record(channel):
-    visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Vera Visitor")
-    return record_consent(
-        visitor=visitor,
-        version=channel.agreement.current_version,
-        language="en",
-        state=ConsentState.GIVEN,
-        method=ConsentMethod.CLICKED_ACCEPT,
-        origin=ConsentOrigin.LIVECHAT,
-        source_type=SourceType.WEBSITE,
-        address="https://example.com/",
-        ip="203.0.113.7",
-        channel=channel,
-    )
+    return given_livechat_record(channel)
 
 
 @pytest.fixture

@@ -17,15 +17,9 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openline.consent.models import (
-    ConsentMethod,
-    ConsentOrigin,
-    ConsentState,
-    SourceType,
-)
-from openline.consent.services import record_consent
-from openline.conversations.models import Conversation, Visitor
+from openline.conversations.models import Conversation
 from openline.livechat.gate import consent_offer
+from openline.testing.records import given_livechat_record
 
 pytestmark = pytest.mark.django_db
 
@@ -64,23 +58,11 @@ def _query(names: list[str], valid: dict[str, list[str]]):
 @pytest.fixture
 def data(channel, administrator):
     """A record, a conversation and a version history to find on the pages."""
-    visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Vera Visitor")
-    Conversation.objects.create(channel=channel, visitor=visitor)
-    record = record_consent(
-        visitor=visitor,
-        version=channel.agreement.current_version,
-        language="en",
-        state=ConsentState.GIVEN,
-        method=ConsentMethod.CLICKED_ACCEPT,
-        origin=ConsentOrigin.LIVECHAT,
-        source_type=SourceType.WEBSITE,
-        address="https://example.com/",
-        ip="203.0.113.7",
-        channel=channel,
-    )
+    record = given_livechat_record(channel)
+    Conversation.objects.create(channel=channel, visitor=record.visitor)
     client = Client()
     client.force_login(administrator)
-    return {"client": client, "record": record, "visitor": visitor, "channel": channel}
+    return {"client": client, "record": record, "visitor": record.visitor, "channel": channel}
 
 
 def _pages(data) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
