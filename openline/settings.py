@@ -272,3 +272,27 @@ try:
     OPENLINE_SEAL_CLOCK_SKEW = float(os.environ.get("OPENLINE_SEAL_CLOCK_SKEW", "") or 60)
 except ValueError:
     raise ImproperlyConfigured("OPENLINE_SEAL_CLOCK_SKEW must be a number of seconds") from None
+
+# Messenger platforms' API base URLs: settings so tests (and air-gapped proxies) can point
+# them elsewhere. Graph serves both WhatsApp Cloud API and the Messenger Send API.
+OPENLINE_TELEGRAM_API_URL = (
+    os.environ.get("OPENLINE_TELEGRAM_API_URL", "").strip().rstrip("/")
+    or "https://api.telegram.org"
+)
+OPENLINE_GRAPH_API_URL = (
+    os.environ.get("OPENLINE_GRAPH_API_URL", "").strip().rstrip("/")
+    or "https://graph.facebook.com/v21.0"
+)
+OPENLINE_VIBER_API_URL = (
+    os.environ.get("OPENLINE_VIBER_API_URL", "").strip().rstrip("/") or "https://chatapi.viber.com"
+)
+try:
+    OPENLINE_MESSENGER_TIMEOUT = float(os.environ.get("OPENLINE_MESSENGER_TIMEOUT", "") or 10)
+except ValueError:
+    raise ImproperlyConfigured("OPENLINE_MESSENGER_TIMEOUT must be a number of seconds") from None
+# Keys that encrypt messenger credentials at rest (Fernet, comma-separated, newest first so
+# older ones still decrypt during a rotation). Empty: one key generated once into var/.
+OPENLINE_SECRETS_KEYS = os.environ.get("OPENLINE_SECRETS_KEYS", "").strip()
+OPENLINE_SECRETS_KEY_FILE = os.environ.get("OPENLINE_SECRETS_KEY_FILE", "").strip() or str(
+    VAR_DIR / "secrets" / "fernet.keys"
+)

@@ -34,11 +34,23 @@ class Visitor(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
+    # Consent by continued conversation (messengers): the version whose warning was sent and
+    # when; cleared once the client confirms. Listed on the Awaiting consent page meanwhile.
+    warning_version_id = models.BigIntegerField(null=True, blank=True)
+    awaiting_consent_since = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["channel", "origin", "external_id"], name="visitor_external")
+        ]
+        constraints = [
+            # One profile per messenger user per channel, whichever process sees them first.
+            models.UniqueConstraint(
+                fields=["channel", "origin", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="visitor_external_once",
+            )
         ]
 
     def __str__(self) -> str:
@@ -98,6 +110,20 @@ class Conversation(models.Model):
         return f"Chat #{self.pk}"
 
 
+class DeliveryState(models.TextChoices):
+    """Where an outgoing messenger message stands; states only move forward (see RANK)."""
+
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Not delivered"
+
+
+# A late "delivered" never overwrites "read"; "failed" is final only before "delivered".
+DELIVERY_RANK = {"": 0, "queued": 1, "sent": 2, "failed": 3, "delivered": 4, "read": 5}
+
+
 class Message(models.Model):
     """One message in a conversation; text is stored as written and escaped on display."""
 
@@ -114,6 +140,13 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Messengers: the platform's id of this message (inbound: its idempotency key; outbound:
+    # the id the send API returned), and where an outgoing message stands on the platform.
+    external_id = models.CharField(max_length=128, blank=True)
+    delivery_state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, blank=True, default=""
+    )
+    delivery_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -122,8 +155,62 @@ class Message(models.Model):
                 fields=["conversation", "client_id"],
                 condition=~models.Q(client_id=""),
                 name="message_client_id_once",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="message_external_id_once",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.sender} message #{self.pk}"
+
+
+class OutboxState(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # The worker stopped between claiming and recording the answer: it is never resent
+    # automatically (a reply is sent at most once); the operator sees it and may resend.
+    UNCERTAIN = "uncertain", "Delivery uncertain"
+
+
+class OutboxItem(models.Model):
+    """One outgoing messenger send (a reply, a consent warning, a notice): the outbound port.
+
+    Written in the same transaction as the message it carries; a background task sends it
+    through the channel's connector after commit, with retries and back-off.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox"
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="outbox"
+    )
+    # The connector kind ("telegram", ...) and the recipient's platform id at enqueue time.
+    kind = models.CharField(max_length=12)
+    recipient = models.CharField(max_length=128)
+    # {"text": str, "buttons": [{"id": str, "title": str}, ...]}
+    payload = models.JSONField(default=dict)
+    state = models.CharField(
+        max_length=10, choices=OutboxState.choices, default=OutboxState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    platform_message_id = models.CharField(max_length=128, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    permanent = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} send #{self.pk} ({self.state})"

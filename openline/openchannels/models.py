@@ -30,6 +30,16 @@ class CrmItemKind(models.TextChoices):
     CONTACT = "contact", "Contact"
 
 
+class MessengerConsentMode(models.TextChoices):
+    # The reference behaviour: a warning, and the client's next message confirms.
+    WARNING = "warning", "Warning, then confirmation by continued conversation"
+    # Beyond the reference: native "I accept" / "I decline" buttons.
+    BUTTONS = "buttons", "Explicit consent with buttons"
+
+
+DEFAULT_WITHDRAW_KEYWORDS = "/stop\nwithdraw consent"
+
+
 class OpenChannel(models.Model):
     """A set of connectors answered by the same operators under the same consent rules."""
 
@@ -57,6 +67,22 @@ class OpenChannel(models.Model):
         choices=CrmItemKind.choices,
         default=CrmItemKind.LEAD,
     )
+    messenger_consent_mode = models.CharField(
+        "Consent in messengers",
+        max_length=10,
+        choices=MessengerConsentMode.choices,
+        default=MessengerConsentMode.WARNING,
+    )
+    # Blank = the built-in wording, translated; "{link}" marks where the version's link goes.
+    messenger_warning_text = models.TextField("Warning text in messengers", blank=True)
+    # One per line, matched case-insensitively against a whole message.
+    withdraw_keywords = models.TextField(
+        "Withdrawal keywords", blank=True, default=DEFAULT_WITHDRAW_KEYWORDS
+    )
+    # Off (None) by default: delete clients who never confirmed after this many days.
+    unconfirmed_retention_days = models.PositiveIntegerField(
+        "Delete unconfirmed clients after (days)", null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,6 +100,19 @@ class OpenChannel(models.Model):
         return None
 
 
+class ConnectionState(models.TextChoices):
+    NOT_CONNECTED = "not_connected", "Not connected"
+    # Credentials saved, the platform has not confirmed them yet (e.g. Meta's handshake).
+    PENDING = "pending", "Waiting for the platform"
+    CONNECTED = "connected", "Connected"
+    ERROR = "error", "Error"
+
+
+class ConnectorMode(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    POLLING = "polling", "Long polling"
+
+
 class Connector(models.Model):
     """One connector (Live chat, Telegram, ...) configured on an Open Channel."""
 
@@ -82,6 +121,24 @@ class Connector(models.Model):
     is_enabled = models.BooleanField(default=True)
     # Non-secret settings (allowed origins for the widget, bot names, ...).
     config = models.JSONField(default=dict, blank=True)
+    # Messenger credentials as one Fernet token (core.secrets); never shown again in full.
+    secrets = models.TextField(blank=True, default="")
+    # Unguessable token in the connector's webhook URL.
+    webhook_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    mode = models.CharField(
+        max_length=10, choices=ConnectorMode.choices, default=ConnectorMode.WEBHOOK
+    )
+    state = models.CharField(
+        max_length=16, choices=ConnectionState.choices, default=ConnectionState.NOT_CONNECTED
+    )
+    connected_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    # Telegram long polling: the next getUpdates offset and the one poller's lease.
+    poll_offset = models.BigIntegerField(default=0)
+    poller_owner = models.CharField(max_length=64, blank=True)
+    poller_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
