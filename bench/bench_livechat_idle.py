@@ -93,9 +93,8 @@ def _setup_main(visitors: int, conversations: int, out: str) -> None:
     from openline.accounts.models import Role
     from openline.accounts.services import create_staff_user
     from openline.consent.services import create_agreement
-    from openline.conversations import actions
-    from openline.livechat import tokens
-    from openline.livechat.gate import consent_offer
+    from openline.livechat import flows, tokens
+    from openline.openchannels.policy import consent_offer
     from openline.openchannels.services import create_open_channel
 
     admin = create_staff_user(
@@ -122,12 +121,12 @@ def _setup_main(visitors: int, conversations: int, out: str) -> None:
         agreement=agreement,
     )
     shown = consent_offer(channel, "en")
-    accepted = actions.AcceptedConsent(
+    accepted = flows.AcceptedConsent(
         version_id=shown.version.id, language=shown.language, sha256=shown.sha256
     )
     result = {"code": channel.code, "tokens": [], "conversations": []}
     for i in range(conversations):
-        started = actions.livechat_start(
+        started = flows.livechat_start(
             channel=channel,
             visitor=None,
             accepted=accepted,
@@ -142,7 +141,7 @@ def _setup_main(visitors: int, conversations: int, out: str) -> None:
         result["conversations"].append(started.conversation.id)
     with transaction.atomic():
         for _ in range(visitors - conversations):
-            visitor = actions.create_livechat_visitor(
+            visitor = flows.create_livechat_visitor(
                 channel=channel, language="en", user_agent="bench"
             )
             result["tokens"].append(tokens.make_token(visitor=visitor, channel=channel))

@@ -1,16 +1,23 @@
-"""Websocket routes. Each app adds its consumers to ``websocket_urlpatterns``."""
+"""Websocket routes: the operator console and each face's client sockets, assembled here.
+
+The conversation core knows no face, so the faces' consumers are put together at this top
+level rather than inside ``openline.conversations``.
+"""
 
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from openline.conversations.consumers import OperatorConsumer
+from openline.livechat.consumers import VisitorConsumer
 
-from openline.conversations.routing import websocket_urlpatterns as _conversations  # noqa: E402
-
-websocket_urlpatterns += _conversations
+websocket_urlpatterns: list = [
+    path("ws/widget/<str:code>/", VisitorConsumer.as_asgi()),
+    path("ws/console/", OperatorConsumer.as_asgi()),
+]
 
 
 def build_application(http_app):

@@ -12,7 +12,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from openline.accounts import realtime
 from openline.accounts.middleware import session_still_active
 from openline.accounts.models import Role
-from openline.conversations import actions, events
+from openline.conversations import actions, events, limits
 from openline.conversations.models import Conversation, SenderKind
 from openline.conversations.protocol import (
     CLOSE_FORBIDDEN,
@@ -21,7 +21,6 @@ from openline.conversations.protocol import (
     db_async,
     int_field,
 )
-from openline.livechat import limits
 from openline.openchannels.models import OpenChannel
 
 INBOX_ROLES = (Role.ADMINISTRATOR, Role.OPERATOR)

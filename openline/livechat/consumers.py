@@ -20,9 +20,9 @@ from openline.conversations.protocol import (
     int_field,
 )
 from openline.core.ip import scope_client_ip
-from openline.livechat import limits, tokens
-from openline.livechat.gate import consent_offer, needs_consent, offer_payload
+from openline.livechat import flows, limits, tokens
 from openline.openchannels.models import ConnectorKind, OpenChannel
+from openline.openchannels.policy import consent_offer, needs_consent, offer_payload
 
 AUTH_TIMEOUT = 10
 HISTORY_LIMIT = 200
@@ -192,7 +192,7 @@ class VisitorConsumer(JsonFrameConsumer):
         raw_url = frame.get("page_url")
         page_url = raw_url if isinstance(raw_url, str) else ""
         try:
-            message, created = await db_async(actions.visitor_send, parallel=True)(
+            message, created = await db_async(flows.visitor_send, parallel=True)(
                 channel=self.channel_obj,
                 visitor=self.visitor,
                 conversation_id=conversation_id,
@@ -238,7 +238,7 @@ class VisitorConsumer(JsonFrameConsumer):
     async def frame_withdraw(self, frame: dict) -> None:
         raw_url = frame.get("page_url")
         page_url = raw_url if isinstance(raw_url, str) else ""
-        record = await db_async(actions.withdraw_livechat_consent)(
+        record = await db_async(flows.withdraw_livechat_consent)(
             channel=self.channel_obj,
             visitor=self.visitor,
             page_url=page_url[:2000],

@@ -1,65 +1,22 @@
-"""Token-bucket rate limits for websocket frames, per visitor and per client IP.
+"""The live chat's own rate limits, per visitor and per client IP, on top of the frame limit.
 
-Buckets live in the server process: cheap enough to check on every frame with
-no round trip. With several processes a client gets at most one allowance per
-process it is connected to, which still stops floods from one connection.
-Limits can be tuned with OPENLINE_LIVECHAT_RATE_VISITOR / _IP / _FRAMES as
-"burst/per_second" (e.g. "10/2").
+Limits can be tuned with OPENLINE_LIVECHAT_RATE_VISITOR / _IP / _START (and _FRAMES, see
+``openline.conversations.limits``) as "burst/per_second" (e.g. "10/2").
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
+# Re-exported so the frame limit can be read (and reset by tests) next to the live chat ones.
+from openline.conversations.limits import FRAMES_PER_CONNECTION, RateLimiter, rate_from_env
 
+__all__ = [
+    "FRAMES_PER_CONNECTION",
+    "MESSAGES_PER_IP",
+    "MESSAGES_PER_VISITOR",
+    "STARTS_PER_IP",
+    "RateLimiter",
+]
 
-def _parse(name: str, default: str) -> tuple[float, float]:
-    raw = os.environ.get(name, default)
-    try:
-        burst, rate = (float(part) for part in raw.split("/", 1))
-    except ValueError:
-        raise RuntimeError(f"{name} must look like 'burst/per_second', got {raw!r}") from None
-    if burst < 1 or rate <= 0:
-        raise RuntimeError(f"{name} needs a burst of at least 1 and a positive rate, got {raw!r}")
-    return burst, rate
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
-class RateLimiter:
-    """Allow ``burst`` events at once and ``rate`` per second after that, per key."""
-
-    def __init__(self, burst: float, rate: float, max_keys: int = 50_000):
-        self.burst = burst
-        self.rate = rate
-        self.max_keys = max_keys
-        self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        """Take one token for ``key``; False when the key is over its limit."""
-        now = time.monotonic() if now is None else now
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = _Bucket(self.burst, now)
-            if len(self.buckets) > self.max_keys:
-                self.buckets.popitem(last=False)
-        else:
-            self.buckets.move_to_end(key)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-            bucket.stamp = now
-        if bucket.tokens < 1:
-            return False
-        bucket.tokens -= 1
-        return True
-
-
-MESSAGES_PER_VISITOR = RateLimiter(*_parse("OPENLINE_LIVECHAT_RATE_VISITOR", "6/1"))
-MESSAGES_PER_IP = RateLimiter(*_parse("OPENLINE_LIVECHAT_RATE_IP", "40/10"))
-FRAMES_PER_CONNECTION = RateLimiter(*_parse("OPENLINE_LIVECHAT_RATE_FRAMES", "40/10"))
-STARTS_PER_IP = RateLimiter(*_parse("OPENLINE_LIVECHAT_RATE_START", "20/1"))
+MESSAGES_PER_VISITOR = RateLimiter(*rate_from_env("OPENLINE_LIVECHAT_RATE_VISITOR", "6/1"))
+MESSAGES_PER_IP = RateLimiter(*rate_from_env("OPENLINE_LIVECHAT_RATE_IP", "40/10"))
+STARTS_PER_IP = RateLimiter(*rate_from_env("OPENLINE_LIVECHAT_RATE_START", "20/1"))

@@ -28,11 +28,11 @@ from openline.conversations.models import Visitor
 from openline.core import jsonsafe
 from openline.core.ip import request_client_ip
 from openline.core.pageurl import clean_page_url
-from openline.livechat import limits, tokens
+from openline.livechat import flows, limits, tokens
 from openline.livechat.consumers import conversation_state, livechat_channel
-from openline.livechat.gate import consent_offer, offer_payload
 from openline.livechat.origins import allowed_origins
 from openline.livechat.strings import widget_strings
+from openline.openchannels.policy import consent_offer, offer_payload
 
 WIDGET_LANGUAGES = ("en", "de")
 MAX_BODY = 20_000
@@ -156,7 +156,7 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
     raw_url = data.get("page_url")
     page_url = raw_url if isinstance(raw_url, str) else ""
     try:
-        started = actions.livechat_start(
+        started = flows.livechat_start(
             channel=channel,
             visitor=visitor,
             accepted=accepted,
@@ -186,14 +186,14 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
     )
 
 
-def _accepted(raw) -> actions.AcceptedConsent | None:
+def _accepted(raw) -> flows.AcceptedConsent | None:
     if not isinstance(raw, dict):
         return None
     try:
         version = raw["version"]
         if isinstance(version, bool) or not isinstance(version, int):
             return None
-        return actions.AcceptedConsent(
+        return flows.AcceptedConsent(
             version_id=version, language=str(raw["language"])[:10], sha256=str(raw["sha256"])[:64]
         )
     except KeyError:

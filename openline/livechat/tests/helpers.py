@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-from openline.conversations import actions
-from openline.livechat import tokens
-from openline.livechat.gate import consent_offer
+from openline.livechat import flows, tokens
+from openline.openchannels.policy import consent_offer
 
 
-def accepted_for(channel, language="en") -> actions.AcceptedConsent:
+def accepted_for(channel, language="en") -> flows.AcceptedConsent:
     shown = consent_offer(channel, language)
-    return actions.AcceptedConsent(
+    return flows.AcceptedConsent(
         version_id=shown.version.id, language=shown.language, sha256=shown.sha256
     )
 
@@ -25,7 +24,7 @@ def consented_visitor(
     ip="203.0.113.7",
 ):
     """Run the accept flow like the widget does and return (started, token)."""
-    started = actions.livechat_start(
+    started = flows.livechat_start(
         channel=channel,
         visitor=None,
         accepted=accepted_for(channel),

@@ -1,0 +1,79 @@
+"""What every conversation action shares: refusals, text checks and event publishing."""
+
+from __future__ import annotations
+
+from openline.conversations import events
+from openline.conversations.models import Conversation, ConversationStatus
+
+MAX_TEXT = 4000
+MAX_CLIENT_ID = 64
+
+
+class ActionError(Exception):
+    """A refused action, with a stable code for error frames and a sentence for people."""
+
+    def __init__(self, code: str, message: str, **extra):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def check_text(text, client_id) -> tuple[str, str]:
+    """Return (text, client_id) if a client's or operator's message may be stored; else refuse."""
+    if not isinstance(text, str) or not text.strip():
+        raise ActionError("empty", "Write a message first.")
+    if len(text) > MAX_TEXT:
+        raise ActionError("too_long", f"A message can be at most {MAX_TEXT} characters.")
+    client_id = client_id if isinstance(client_id, str) else ""
+    if len(client_id) > MAX_CLIENT_ID:
+        raise ActionError("bad_client_id", f"client_id can be at most {MAX_CLIENT_ID} characters.")
+    return text, client_id
+
+
+def refuse_if_closed(conversation: Conversation, reason: str) -> None:
+    """Refuse to write into a closed conversation, saying ``reason``."""
+    if conversation.status == ConversationStatus.CLOSED:
+        raise ActionError("conversation_closed", reason, conversation=conversation.id)
+
+
+def unread(conversation) -> int:
+    """Return the client messages the operators have not read (kept under the row lock)."""
+    return conversation.unread_count
+
+
+def publish_conversation(
+    conversation, *, kind: str, extra: dict | None = None, visitor: bool = True
+) -> None:
+    """Publish a conversation state change (``kind``) to operators and, unless told not, the client."""
+    payload = {
+        "type": kind,
+        "conversation": events.conversation_payload(conversation, unread=unread(conversation)),
+    }
+    if extra:
+        payload.update(extra)
+    visitor_event = None
+    if visitor:
+        visitor_event = {
+            "type": kind,
+            "conversation": {
+                "id": conversation.id,
+                "status": conversation.status,
+                "closed_reason": conversation.closed_reason,
+            },
+        }
+    events.publish_after_commit(conversation=conversation, operators=payload, visitor=visitor_event)
+
+
+def publish_message(conversation, message) -> None:
+    """Publish a stored message to the operators and the client, after commit."""
+    payload = events.message_payload(message)
+    events.publish_after_commit(
+        conversation=conversation,
+        operators={
+            "type": "message",
+            "message": payload,
+            "conversation": events.conversation_payload(conversation, unread=unread(conversation)),
+        },
+        visitor={"type": "message", "message": payload},
+    )

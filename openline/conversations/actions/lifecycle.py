@@ -1,0 +1,112 @@
+"""Visitors and the life of a conversation: start, close, transfer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from openline.accounts.models import Role
+from openline.conversations.actions.common import ActionError, publish_conversation
+from openline.conversations.actions.messages import can_answer
+from openline.conversations.models import Conversation, ConversationStatus, Visitor
+from openline.core.pageurl import clean_page_url
+
+LAST_SEEN_PRECISION = timedelta(minutes=10)
+
+
+def create_visitor(*, channel, origin: str, language: str = "", user_agent: str = "") -> Visitor:
+    """Create the profile of a client who reached ``channel`` through ``origin`` (no access)."""
+    visitor = Visitor(
+        origin=origin,
+        channel=channel,
+        language=(language or "")[:10],
+        user_agent=(user_agent or "")[:1000],
+        last_seen_at=timezone.now(),
+    )
+    visitor.save(force_insert=True)
+    return visitor
+
+
+@transaction.atomic
+def start_conversation(*, channel, visitor: Visitor, page_url: str = "") -> Conversation:
+    """Start a new conversation of ``visitor`` on ``channel``."""
+    conversation = Conversation(
+        channel=channel,
+        visitor=visitor,
+        origin=visitor.origin,
+        status=ConversationStatus.NEW,
+        page_url=clean_page_url(page_url),
+    )
+    conversation.save(force_insert=True)
+    publish_conversation(conversation, kind="conversation.started")
+    return conversation
+
+
+def _locked(conversation: Conversation) -> Conversation:
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("channel", "visitor", "assignee")
+        .get(pk=conversation.pk)
+    )
+
+
+@transaction.atomic
+def close_conversation(*, conversation: Conversation, actor, reason: str = "") -> Conversation:
+    """Close a conversation; ``actor`` is the staff user, or None when the client's action closes it."""
+    conversation = _locked(conversation)
+    if actor is not None and not can_answer(actor, conversation):
+        raise ActionError("forbidden", "You do not answer this Open Channel.")
+    if conversation.status == ConversationStatus.CLOSED:
+        return conversation
+    conversation.status = ConversationStatus.CLOSED
+    conversation.closed_at = timezone.now()
+    conversation.closed_reason = (
+        reason or ("Closed by the operator" if actor else "Closed by the client")
+    )[:200]
+    conversation.save(update_fields=["status", "closed_at", "closed_reason"])
+    publish_conversation(conversation, kind="conversation.closed")
+    return conversation
+
+
+def transfer_targets(conversation) -> list:
+    """List the staff users a conversation can be transferred to."""
+    operators = conversation.channel.operators.filter(
+        is_active=True, role__in=[Role.OPERATOR, Role.ADMINISTRATOR]
+    ).order_by("username")
+    if conversation.assignee_id:
+        operators = operators.exclude(pk=conversation.assignee_id)
+    return list(operators)
+
+
+@transaction.atomic
+def transfer_conversation(*, conversation: Conversation, actor, to_user) -> Conversation:
+    """Hand a conversation to another operator of its Open Channel."""
+    conversation = _locked(conversation)
+    if not can_answer(actor, conversation):
+        raise ActionError("forbidden", "You do not answer this Open Channel.")
+    if conversation.status == ConversationStatus.CLOSED:
+        raise ActionError("conversation_closed", "A closed conversation cannot be transferred.")
+    if (
+        to_user is None
+        or not conversation.channel.operators.filter(pk=to_user.pk, is_active=True).exists()
+    ):
+        raise ActionError("bad_target", "Choose an operator of this Open Channel.")
+    conversation.assignee = to_user
+    if conversation.status == ConversationStatus.NEW:
+        conversation.status = ConversationStatus.OPEN
+    conversation.save(update_fields=["assignee", "status"])
+    publish_conversation(
+        conversation, kind="conversation.transferred", extra={"by": str(actor)}, visitor=False
+    )
+    return conversation
+
+
+def touch_visitor(*, visitor: Visitor) -> None:
+    """Note when a client was last connected (to the nearest ten minutes, to spare writes)."""
+    now = timezone.now()
+    if visitor.last_seen_at and now - visitor.last_seen_at < LAST_SEEN_PRECISION:
+        return
+    Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=now)
+    visitor.last_seen_at = now

@@ -1,0 +1,260 @@
+"""The live chat flows: the consent gate before the first message, returning clients, withdrawal.
+
+They are the live chat face of the channel-neutral conversation actions; the consent policy
+(what to show, whether consent is still needed) comes from ``openline.openchannels.policy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+
+from openline.consent import services as consent_services
+from openline.consent.models import ConsentRecord, ConsentState
+from openline.conversations.actions import (
+    ActionError,
+    close_conversation,
+    create_visitor,
+    receive_message,
+    start_conversation,
+)
+from openline.conversations.actions.common import check_text
+from openline.conversations.actions.messages import receive_into
+from openline.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    Visitor,
+    VisitorOrigin,
+)
+from openline.core.pageurl import clean_page_url
+from openline.openchannels.policy import consent_offer, needs_consent
+from openline.openchannels.services import consent_settings
+
+NO_IP_REASON = "The connection did not tell the client's IP address."
+
+
+@dataclass(frozen=True)
+class AcceptedConsent:
+    """What the widget says the client accepted: the version, language and hash shown."""
+
+    version_id: int
+    language: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Started:
+    visitor: Visitor
+    conversation: Conversation
+    message: Message
+    record: ConsentRecord | None
+
+
+def create_livechat_visitor(*, channel, language: str, user_agent: str) -> Visitor:
+    """Create the profile of a live chat client (no access to Openline)."""
+    return create_visitor(
+        channel=channel, origin=VisitorOrigin.LIVECHAT, language=language, user_agent=user_agent
+    )
+
+
+@transaction.atomic
+def livechat_start(
+    *,
+    channel,
+    visitor: Visitor | None,
+    accepted: AcceptedConsent | None,
+    page_url: str,
+    ip: str,
+    user_agent: str,
+    language: str,
+    text: str,
+    client_id: str,
+) -> Started:
+    """Record the accepted consent (if the gate is on), create the visitor, start a chat, store the waiting message."""
+    text, client_id = check_text(text, client_id)
+    page_url = clean_page_url(page_url)
+    record = None
+    must_consent = needs_consent(channel, visitor)
+    shown = (
+        consent_offer(channel, accepted.language if accepted else language)
+        if must_consent
+        else None
+    )
+    if must_consent:
+        if accepted is None:
+            raise ActionError("consent_required", "Accept the consent before you write.")
+        if (
+            shown is None
+            or accepted.version_id != shown.version.id
+            or accepted.sha256 != shown.sha256
+        ):
+            # The text changed after the page was loaded: the client must read the new one.
+            raise ActionError(
+                "consent_changed", "The consent text has changed. Please read it again."
+            )
+    if visitor is None:
+        visitor = create_livechat_visitor(channel=channel, language=language, user_agent=user_agent)
+    conversation = (
+        Conversation.objects.filter(visitor=visitor, channel=channel)
+        .exclude(status=ConversationStatus.CLOSED)
+        .order_by("-id")
+        .first()
+    )
+    if conversation is None:
+        conversation = start_conversation(channel=channel, visitor=visitor, page_url=page_url)
+    if must_consent:
+        assert shown is not None and accepted is not None  # checked above; narrows for mypy
+        record = consent_services.record_consent(
+            visitor=visitor,
+            version=shown.version,
+            language=shown.language,
+            state="given",
+            method="clicked_accept",
+            origin="livechat",
+            source_type="website",
+            source_id=channel.code,
+            source_label=_host_label(page_url),
+            address=page_url,
+            ip=ip,
+            ip_missing_reason="" if ip else NO_IP_REASON,
+            user_agent=user_agent,
+            channel=channel,
+            channel_settings=consent_settings(channel),
+            conversation=conversation,
+            evidence={
+                "widget": "livechat",
+                "shown_sha256": accepted.sha256,
+                "channel": channel.name,
+            },
+        )
+    message, _ = receive_message(
+        conversation=conversation, visitor=visitor, text=text, client_id=client_id
+    )
+    return Started(visitor=visitor, conversation=conversation, message=message, record=record)
+
+
+def _host_label(page_url: str) -> str:
+    try:
+        host = urlsplit(page_url).hostname or ""
+    except ValueError:
+        host = ""
+    return host or "Website"
+
+
+def visitor_send(
+    *,
+    channel,
+    visitor: Visitor,
+    conversation_id: int | None,
+    text: str,
+    client_id: str,
+    page_url: str = "",
+    resend: bool = False,
+) -> tuple[Message, bool]:
+    """Store a returning client's message: into their conversation, or a new one if they may start it.
+
+    A first send skips the look-up for an earlier copy (one query less on the hot path);
+    if a copy exists after all, the unique constraint refuses it and the stored one is returned.
+    """
+    try:
+        return _visitor_send(
+            channel=channel,
+            visitor=visitor,
+            conversation_id=conversation_id,
+            text=text,
+            client_id=client_id,
+            page_url=page_url,
+            check_resent=resend,
+        )
+    except IntegrityError:
+        stored = list(
+            Message.objects.filter(conversation__visitor=visitor, client_id=client_id or "-")[:1]
+        )
+        if not stored:
+            raise
+        return stored[0], False
+
+
+@transaction.atomic
+def _visitor_send(
+    *,
+    channel,
+    visitor: Visitor,
+    conversation_id: int | None,
+    text: str,
+    client_id: str,
+    page_url: str = "",
+    check_resent: bool = True,
+) -> tuple[Message, bool]:
+    text, client_id = check_text(text, client_id)
+    conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
+    if conversation_id:
+        # The visitor filter inside receive_into keeps clients to their own conversations.
+        return receive_into(
+            conversation_id=conversation_id,
+            visitor=visitor,
+            text=text,
+            client_id=client_id,
+            channel=channel,
+            check_resent=check_resent,
+        )
+    conversation = conversations.exclude(status=ConversationStatus.CLOSED).order_by("-id").first()
+    if conversation is None:
+        if client_id:
+            resent = Message.objects.filter(
+                conversation__in=conversations, client_id=client_id
+            ).first()
+            if resent is not None:
+                return resent, False
+        if needs_consent(channel, visitor):
+            raise ActionError("consent_required", "Accept the consent before you start a new chat.")
+        conversation = start_conversation(channel=channel, visitor=visitor, page_url=page_url)
+    return receive_into(
+        conversation_id=conversation.pk,
+        visitor=visitor,
+        text=text,
+        client_id=client_id,
+        channel=channel,
+    )
+
+
+@transaction.atomic
+def withdraw_livechat_consent(
+    *, channel, visitor: Visitor, page_url: str, ip: str, user_agent: str
+) -> ConsentRecord:
+    """Record the client's withdrawal and close their open conversations."""
+    if channel.agreement_id is None:
+        raise ActionError("no_consent", "This chat does not ask for consent.")
+    page_url = clean_page_url(page_url)
+    latest = consent_services.current_state(visitor=visitor, agreement=channel.agreement)
+    if latest is None or latest.state != ConsentState.GIVEN:
+        raise ActionError("not_given", "There is no consent to withdraw.")
+    open_conversations = list(
+        Conversation.objects.filter(visitor=visitor, channel=channel).exclude(
+            status=ConversationStatus.CLOSED
+        )
+    )
+    record = consent_services.withdraw_consent(
+        visitor=visitor,
+        agreement=channel.agreement,
+        origin="livechat",
+        source_type="website",
+        source_id=channel.code,
+        source_label=_host_label(page_url),
+        address=page_url,
+        ip=ip,
+        ip_missing_reason="" if ip else NO_IP_REASON,
+        user_agent=user_agent,
+        channel=channel,
+        channel_settings=consent_settings(channel),
+        conversation=open_conversations[0] if open_conversations else latest.conversation,
+        evidence={"widget": "livechat"},
+    )
+    for conversation in open_conversations:
+        close_conversation(
+            conversation=conversation, actor=None, reason="The client withdrew consent"
+        )
+    return record
