@@ -18,6 +18,6 @@ api = NinjaAPI(
 errors.install(api)
 
 # Routers are added here, one line per app, e.g.:
-# api.add_router("/consents/", "openline.consent.api.router")
-api.add_router("/consents/", "openline.consent.api.router")
+# api.add_router("/consents/", "openline.api.consent.router")
+api.add_router("/consents/", "openline.api.consent.router")
 api.add_router("/crm/", "openline.crm.api.router")

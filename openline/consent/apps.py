@@ -9,12 +9,11 @@ class ConsentConfig(AppConfig):
     verbose_name = "Consent registry"
 
     def ready(self) -> None:
-        from openline.consent.services import on_channel_consent_settings_changed
-        from openline.openchannels.signals import consent_settings_changed
+        from openline.consent import signing
+        from openline.core.readiness import register_check
 
-        consent_settings_changed.connect(
-            on_channel_consent_settings_changed, dispatch_uid="consent-audit-channel-settings"
-        )
+        # Every receipt and checkpoint is signed with it: a lost or broken key is not ready.
+        register_check("signing_key", signing.current_key, failure="unavailable")
         pre_migrate.connect(
             refuse_backwards_migrations, sender=self, dispatch_uid="consent-irreversible-migrations"
         )

@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 LANGUAGE_CHOICES = [(code, f"{name} ({code})") for code, name in settings.LANGUAGES]
 
@@ -51,3 +52,12 @@ class AgreementEditForm(forms.Form):
         label="Allow HTML in agreement text",
         help_text="Paragraphs, lists, emphasis and links are kept; anything else is removed.",
     )
+
+
+def add_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form: on its field, else above the form."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

@@ -187,6 +187,10 @@ class ConsentMethod(models.TextChoices):
     SAVED_TO_CRM = "saved_to_crm", "Saved to CRM by an operator"
     API = "api", "Recorded through the API"
     WITHDRAWN_BY_CLIENT = "withdrawn_by_client", "Withdrawn by the client"
+    WITHDRAWN_ON_REQUEST = (
+        "withdrawn_on_request",
+        "Withdrawn by an operator on the client's request",
+    )
 
 
 class ConsentOrigin(models.TextChoices):

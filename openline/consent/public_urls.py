@@ -2,9 +2,9 @@
 
 from django.urls import path
 
-from openline.consent import views
+from openline.consent import public_views
 
 app_name = "consent_public"
 urlpatterns = [
-    path("<str:code>/", views.public_version, name="version"),
+    path("<str:code>/", public_views.public_version, name="version"),
 ]

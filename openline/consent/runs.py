@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from openline.consent.models import VerificationRun, VerificationSource, VerificationStatus
-from openline.consent.verify import VerifyReport, verify_registry
+from openline.consent.verify import verify_registry
+from openline.consent.verify_report import VerifyReport
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from openline.consent import signals
 from openline.consent.integrity import text_digest
 from openline.consent.models import (
     Agreement,
@@ -205,17 +206,9 @@ def set_agreement_active(*, actor, agreement: Agreement, is_active: bool) -> Agr
     if agreement.is_active == is_active:
         return agreement
     if not is_active:
-        from openline.openchannels.models import OpenChannel
-
-        in_use = list(
-            OpenChannel.objects.filter(agreement=agreement, consent_enabled=True).values_list(
-                "name", flat=True
-            )
-        )
-        if in_use:
-            raise ValidationError(
-                f"Open Channels still send this consent: {', '.join(in_use)}. Choose another consent there first."
-            )
+        # Apps that still use the consent (Open Channels sending it) refuse by raising
+        # ValidationError; the registry knows none of them (see signals.py).
+        signals.agreement_deactivating.send(sender=Agreement, agreement=agreement, actor=actor)
     agreement.is_active = is_active
     agreement.save(update_fields=["is_active"])
     audit(
@@ -261,14 +254,6 @@ def text_for(version: AgreementVersion, language: str | None) -> ShownText:
     )
 
 
-def _channel_settings(channel) -> dict | None:
-    if channel is None:
-        return None
-    from openline.openchannels.services import consent_settings
-
-    return consent_settings(channel)
-
-
 def pseudonymous_label(visitor) -> str:
     """Label a visitor without personal data, so immutable records survive erasure."""
     return f"Visitor {str(visitor.public_id)[:8]}"
@@ -291,24 +276,28 @@ def record_consent(
     ip_missing_reason: str = "",
     user_agent: str = "",
     channel=None,
+    channel_settings: dict | None = None,
     conversation=None,
     evidence: dict | None = None,
 ) -> ConsentRecord:
     """Append one record to the registry; the only way a record is ever written.
 
-    Takes no lock: concurrent writers only insert rows, and sealing happens later.
+    ``channel_settings`` is the channel's consent workflow at this moment, as the caller
+    reads it (``openchannels.services.consent_settings(channel)``); it is stored only with a
+    channel. Takes no lock: concurrent writers only insert rows, and sealing happens later.
     """
+    if channel is None and channel_settings is not None:
+        raise ValueError("channel_settings describe a channel: pass the channel too.")
     shown = text_for(version, language)
     if not ip and not ip_missing_reason:
         ip_missing_reason = "The channel does not tell the client's IP address."
     # The keys this service vouches for are assigned, never defaulted: a caller's evidence
     # (relayed from a client, say) must not be able to state them instead.
     evidence = dict(evidence or {})
-    settings_now = _channel_settings(channel)
     evidence.pop("channel_consent_settings", None)
-    if settings_now is not None:
+    if channel_settings is not None:
         # EDPB 05/2020: the workflow in force at the time is part of the proof.
-        evidence["channel_consent_settings"] = settings_now
+        evidence["channel_consent_settings"] = dict(channel_settings)
     evidence["requested_language"] = language or ""
     record = ConsentRecord(
         created_at=timezone.now(),
@@ -361,6 +350,12 @@ def state_of(*, visitor, agreement: Agreement) -> str:
     return latest.state if latest else "none"
 
 
+def withdrawal_channel(*, visitor, agreement: Agreement):
+    """Return the channel a withdrawal without an explicit channel is recorded on, if any."""
+    latest = current_state(visitor=visitor, agreement=agreement)
+    return latest.channel if latest is not None else None
+
+
 def withdraw_consent(
     *,
     visitor,
@@ -374,11 +369,16 @@ def withdraw_consent(
     ip_missing_reason: str = "",
     user_agent: str = "",
     channel=None,
+    channel_settings: dict | None = None,
     conversation=None,
     evidence: dict | None = None,
     method: str = ConsentMethod.WITHDRAWN_BY_CLIENT,
 ) -> ConsentRecord:
-    """Record that the client withdrew consent (GDPR Art. 7(3)): a new record, never an edit."""
+    """Record that the client withdrew consent (GDPR Art. 7(3)): a new record, never an edit.
+
+    Without ``channel`` the withdrawal names the channel of the consent it withdraws (see
+    ``withdrawal_channel``); ``channel_settings`` must then describe that channel.
+    """
     latest = current_state(visitor=visitor, agreement=agreement)
     if latest is None or latest.state != ConsentState.GIVEN:
         raise ValidationError("There is no given consent to withdraw.")
@@ -397,6 +397,7 @@ def withdraw_consent(
         ip_missing_reason=ip_missing_reason,
         user_agent=user_agent,
         channel=channel if channel is not None else latest.channel,
+        channel_settings=channel_settings,
         conversation=conversation,
         # Last, so the record withdrawn is always the one found here.
         evidence={**(evidence or {}), "withdraws_record": str(latest.uuid)},
@@ -404,7 +405,7 @@ def withdraw_consent(
 
 
 def on_channel_consent_settings_changed(sender, *, channel, actor, before, after, **kwargs) -> None:
-    """Keep the Open Channel's consent settings history (connected in apps.ready)."""
+    """Keep the Open Channel's consent settings history (Open Channels connect it)."""
     audit(
         actor=actor,
         action=AuditAction.CHANNEL_CONSENT_SETTINGS,

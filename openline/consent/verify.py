@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Sum
@@ -48,74 +47,10 @@ from openline.consent.sealing import (
     out_of_order,
     record_values,
 )
+from openline.consent.verify_report import Problem, VerifyReport
 
 PROGRESS_EVERY = 1000  # records between progress reports
 TEXT_FIELDS = ("version_id", "language", "text_sha256")
-
-
-@dataclass
-class Problem:
-    # altered | removed | inserted | refused | backdated | future | orphaned | text | batch
-    # | checkpoint
-    kind: str
-    record_id: int | None
-    message: str
-
-
-@dataclass
-class VerifyReport:
-    batches: int = 0
-    records: int = 0  # sealed records checked
-    unsealed: int = 0  # records in the pending tail (checked too)
-    misplaced: int = 0  # rows neither sealed nor pending: refused by the sealer or slipped in
-    total_batches: int = 0
-    total_records: int = 0  # rows in the record table when verification started
-    stopped_early: bool = False
-    checkpoint: VerifiedCheckpoint | None = None
-    kept: list[VerifiedCheckpoint] = field(default_factory=list)  # every line of a push file
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def first_problem(self) -> Problem | None:
-        return self.problems[0] if self.problems else None
-
-    @property
-    def checked(self) -> int:
-        """Return how many records were checked so far (sealed and pending)."""
-        return self.records + self.unsealed + self.misplaced
-
-    def summary(self) -> str:
-        """Say what was checked; after an early stop, say so and how far it got."""
-        if self.stopped_early:
-            return (
-                f"stopped at the first problem after {self.batches} of {self.total_batches} "
-                f"batches and {self.checked} of {self.total_records} records; the rest was "
-                "not checked (run with --all to check everything)."
-            )
-        text = (
-            f"{self.batches} batches, {self.records} sealed records, "
-            f"{self.unsealed} not sealed yet."
-        )
-        if self.misplaced:
-            text = text[:-1] + f", {self.misplaced} neither sealed nor pending."
-        if len(self.kept) > 1:
-            covered = not any(p.kind == "checkpoint" for p in self.problems)
-            text += (
-                f" {len(self.kept)} kept checkpoints (#{self.kept[0].batch_number} to "
-                f"#{self.kept[-1].batch_number}): "
-                + ("everything they covered is still here." if covered else "NOT covered.")
-            )
-        elif self.checkpoint is not None:
-            covered = not any(p.kind == "checkpoint" for p in self.problems)
-            text += (
-                f" Checkpoint #{self.checkpoint.batch_number} of {self.checkpoint.issued_at}: "
-                + ("everything it covered is still here." if covered else "NOT covered.")
-            )
-        return text
 
 
 class _Stop(Exception):
@@ -221,17 +156,17 @@ class _Verifier:
 
     def check_references(self) -> None:
         """Name records whose visitor, agreement or version row is gone (hidden from every page)."""
-        from openline.conversations.models import Visitor
-
+        # The visitor model through the record's foreign key: the registry never imports it.
+        visitor_model = ConsentRecord._meta.get_field("visitor").related_model
         missing = (
-            ("visitor", "visitor_id", Visitor),
+            ("visitor", "visitor_id", visitor_model),
             ("agreement", "agreement_id", Agreement),
             ("agreement version", "version_id", AgreementVersion),
         )
         for label, column, model in missing:
             rows = (
                 ConsentRecord.objects.filter(**{f"{column}__isnull": False})
-                .exclude(Exists(model.objects.filter(pk=OuterRef(column))))
+                .exclude(Exists(model._default_manager.filter(pk=OuterRef(column))))
                 .order_by("id")
                 .values_list("id", "uuid", column)
             )

@@ -1,4 +1,4 @@
-"""Health endpoints for load balancers and the console home page."""
+"""Health endpoints for load balancers."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 
-from openline.accounts.models import Role
-from openline.accounts.permissions import READ, StaffRequest, role_required
-from openline.consent import signing
+from openline.core import readiness
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +62,7 @@ def _probe_database() -> None:
 
 @never_cache
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Answer 200 when the database, the channel layer and the signing key work, else 503."""
+    """Answer 200 when the database, the channel layer and every registered check work, else 503."""
     checks: dict[str, str] = {}
     try:
         _probe_database()
@@ -79,23 +76,17 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except Exception as exc:  # noqa: BLE001
         logger.warning("readyz: channel layer unreachable: %s", type(exc).__name__)
         checks["channel_layer"] = "unreachable"
-    try:
-        # Every receipt and checkpoint is signed with it: a lost or broken file is not ready.
-        signing.current_key()
-        checks["signing_key"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("readyz: signing key unavailable: %s", type(exc).__name__)
-        checks["signing_key"] = "unavailable"
+    for check in readiness.registered_checks():
+        try:
+            check.run()
+            checks[check.name] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            logger.warning(
+                "readyz: %s %s: %s", check.name.replace("_", " "), check.failure, type(exc).__name__
+            )
+            checks[check.name] = check.failure
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,
     )
-
-
-@role_required(Role.ADMINISTRATOR, Role.OPERATOR, Role.AUDITOR, methods=READ)
-def home(request: StaffRequest) -> HttpResponse:
-    """Send each role to where its work is."""
-    if request.user.role == Role.AUDITOR:
-        return redirect("consent:records")
-    return redirect("openchannels:contact_center")

@@ -8,6 +8,7 @@ def given_livechat_record(channel, *, name: str = "Vera Visitor"):
     from openline.consent.models import ConsentMethod, ConsentOrigin, ConsentState, SourceType
     from openline.consent.services import record_consent
     from openline.conversations.models import Visitor
+    from openline.openchannels.services import consent_settings
 
     visitor = Visitor.objects.create(origin="livechat", channel=channel, name=name)
     return record_consent(
@@ -21,4 +22,5 @@ def given_livechat_record(channel, *, name: str = "Vera Visitor"):
         address="https://example.com/",
         ip="203.0.113.7",
         channel=channel,
+        channel_settings=consent_settings(channel),
     )

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-APPS = ["accounts", "openchannels", "consent", "conversations", "livechat", "crm", "connectors"]
+APPS = [
+    "accounts",
+    "openchannels",
+    "consent",
+    "conversations",
+    "livechat",
+    "crm",
+    "connectors",
+    "console",
+]
 
 
 def url_samples(**objects) -> dict[str, dict]:

@@ -7,6 +7,7 @@ import pytest
 from openline.consent.models import ConsentMethod, ConsentOrigin, ConsentState, SourceType
 from openline.consent.services import record_consent
 from openline.conversations.models import Visitor
+from openline.openchannels.services import consent_settings
 
 
 @pytest.fixture
@@ -42,6 +43,9 @@ def give(channel, visitor):
             channel=channel,
         )
         params.update(extra)
+        if "channel_settings" not in extra and params["channel"] is not None:
+            # What every caller that names a channel hands the registry (it reads no channels).
+            params["channel_settings"] = consent_settings(params["channel"])
         return record_consent(**params)
 
     return give

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from openline.consent import selectors, services
+from openline.consent import export, selectors, services
 from openline.consent.models import ConsentOrigin, ConsentRecord
 from openline.conversations.models import Visitor
 
@@ -187,7 +187,7 @@ def test_csv_export_streams_the_filtered_set_with_text_hashes(
 
 
 def test_jsonl_export_and_chunking(auditor_client, give, monkeypatch):
-    monkeypatch.setattr(selectors, "EXPORT_CHUNK", 2)
+    monkeypatch.setattr(export, "EXPORT_CHUNK", 2)
     made = [give(source_id=str(i)) for i in range(5)]
     lines = _export(auditor_client, "format=jsonl").decode().splitlines()
     assert [json.loads(line)["record_id"] for line in lines] == [
@@ -289,7 +289,7 @@ def test_export_streams_over_a_real_asgi_server(live_asgi, auditor, give, monkey
     import httpx
     from django.test import Client
 
-    monkeypatch.setattr(selectors, "EXPORT_CHUNK", 3)
+    monkeypatch.setattr(export, "EXPORT_CHUNK", 3)
     made = [give(source_id=str(i)) for i in range(7)]
     session = Client()
     session.force_login(auditor)

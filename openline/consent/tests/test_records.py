@@ -24,6 +24,10 @@ def test_record_keeps_the_exact_text_hash_language_and_channel_settings(give, ch
         "consent_enabled": True,
         "agreement_id": agreement.pk,
         "agreement_name": agreement.name,
+        "messenger_consent_mode": "warning",
+        "messenger_warning_text": "",
+        "withdraw_keywords": ["/stop", "withdraw consent"],
+        "unconfirmed_retention_days": None,
     }
     assert record.ip == "203.0.113.7" and record.ip_missing_reason == ""
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openline.conversations.models import Conversation
-from openline.livechat.gate import consent_offer
+from openline.openchannels.policy import consent_offer
 from openline.testing.records import given_livechat_record
 
 pytestmark = pytest.mark.django_db

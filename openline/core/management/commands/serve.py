@@ -1,4 +1,4 @@
-"""Start every process Openline needs: the ASGI web server and the task worker."""
+"""Start every process Openline needs: the ASGI web server, the task worker, the messengers loop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run the web + websocket server (uvicorn) and the background task worker together."
+    help = (
+        "Run the web + websocket server (uvicorn), the background task worker and the "
+        "messengers loop (Telegram long polling, periodic sweeps) together."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("OPENLINE_HOST", "127.0.0.1"))
@@ -53,7 +56,10 @@ class Command(BaseCommand):
             "warning",
         ]
         worker = [python, "manage.py", "db_worker", "--interval", "0.5"]
-        procs = [subprocess.Popen(web), subprocess.Popen(worker)]
+        # Telegram long polling and the sweeps (leftover inbound events, due outbox items);
+        # safe to run on several hosts at once.
+        messengers = [python, "manage.py", "messengers_run"]
+        procs = [subprocess.Popen(web), subprocess.Popen(worker), subprocess.Popen(messengers)]
         base = settings.OPENLINE_PUBLIC_URL or f"http://{options['host']}:{options['port']}"
         self.stdout.write(self.style.SUCCESS(f"\nOpenline is running. Console: {base}/console/\n"))
         self.stdout.write("Press Ctrl+C to stop.\n")

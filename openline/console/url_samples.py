@@ -3,6 +3,7 @@ def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
     from openline.consent.models import ConsentMethod, ConsentOrigin, ConsentState, SourceType
     from openline.consent.services import record_consent
     from openline.conversations.models import Visitor
+    from openline.openchannels.services import consent_settings
 
     agreement = channel.agreement
     version = agreement.current_version
@@ -18,6 +19,7 @@ def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
         address="https://example.com/",
         ip="203.0.113.7",
         channel=channel,
+        channel_settings=consent_settings(channel),
     )
     from django.utils import timezone
 

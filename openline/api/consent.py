@@ -1,6 +1,8 @@
 """Consent registry API: read records and receipts, record and withdraw consent.
 
-Records are never changed: PUT, PATCH and DELETE answer 405.
+Records are never changed: PUT, PATCH and DELETE answer 405. It lives with the API, above the
+registry, because it joins the registry with visitors and Open Channels. Its operation ids are
+the ones it was published with, so clients generated from the schema keep working.
 """
 
 from __future__ import annotations
@@ -33,8 +35,16 @@ from openline.conversations.models import Visitor
 from openline.core.api_errors import errors
 from openline.core.pageurl import is_page_url
 from openline.core.params import AsciiDigits, QueryId
+from openline.openchannels.models import OpenChannel
+from openline.openchannels.services import consent_settings
 
 router = Router(tags=["consent registry"])
+
+
+def _operation_id(name: str) -> str:
+    # The id django-ninja derived from the router's first home, ``openline.consent.api``.
+    return f"openline_consent_api_{name}"
+
 
 READERS = (Role.ADMINISTRATOR, Role.AUDITOR)
 
@@ -121,6 +131,7 @@ _RELATED = ("agreement", "version", "visitor")
 @router.get(
     "/records",
     response={200: RecordPage, **errors(400, 401, 403, 404, 422)},
+    operation_id=_operation_id("list_records"),
     summary="List consent records, newest first (keyset pages)",
 )
 def list_records(request: HttpRequest, filters: Query[RecordFilters]):
@@ -135,7 +146,10 @@ def list_records(request: HttpRequest, filters: Query[RecordFilters]):
         "date_to": filters.until or "",
         "period": "custom" if (filters.since or filters.until) else "",
     }
-    form, flt = selectors.parse_filter({k: str(v) for k, v in params.items() if v})
+    channels = {c.pk: c for c in OpenChannel.objects.order_by("name", "id")}
+    form, flt = selectors.parse_filter(
+        {k: str(v) for k, v in params.items() if v}, channels=channels
+    )
     if form.errors:
         first = next(iter(form.errors.items()))
         if first[0] in ("consent", "channel"):
@@ -158,6 +172,7 @@ def _get_record(record_id: UUID) -> ConsentRecord:
 @router.get(
     "/records/{record_id}",
     response={200: RecordOut, **errors(401, 403, 404, 422)},
+    operation_id=_operation_id("get_record"),
     summary="Get one consent record",
 )
 def get_record(request: HttpRequest, record_id: UUID):
@@ -168,6 +183,7 @@ def get_record(request: HttpRequest, record_id: UUID):
 @router.get(
     "/records/{record_id}/receipt",
     response={200: dict, **errors(401, 403, 404, 422)},
+    operation_id=_operation_id("get_receipt"),
     summary="Get the signed consent receipt (Kantara / ISO/IEC TS 27560 names), JSON or HTML",
     description=(
         "The receipt's fields plus `jws`: a compact JWS (Ed25519, typ `openline-receipt+jws`) "
@@ -259,6 +275,10 @@ def _page_address(value: str) -> str:
     return value
 
 
+def _settings_of(channel) -> dict | None:
+    return consent_settings(channel) if channel is not None else None
+
+
 def _valid_ip(value: str | None) -> str:
     if not value:
         return ""
@@ -271,6 +291,7 @@ def _valid_ip(value: str | None) -> str:
 @router.post(
     "/records",
     response={201: RecordOut, **errors(400, 401, 403, 404, 422)},
+    operation_id=_operation_id("create_record"),
     summary="Record a consent given through the API",
 )
 def create_record(request: HttpRequest, payload: RecordIn):
@@ -303,6 +324,7 @@ def create_record(request: HttpRequest, payload: RecordIn):
             else "Recorded through the API without the client's IP address.",
             user_agent=payload.user_agent,
             channel=visitor.channel,
+            channel_settings=_settings_of(visitor.channel),
             evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
         )
     except ValidationError as exc:
@@ -313,12 +335,15 @@ def create_record(request: HttpRequest, payload: RecordIn):
 @router.post(
     "/withdrawals",
     response={201: RecordOut, **errors(400, 401, 403, 404, 409, 422)},
+    operation_id=_operation_id("withdraw"),
     summary="Record that a client withdrew consent",
 )
 def withdraw(request: HttpRequest, payload: WithdrawIn):
     _require(request, Role.ADMINISTRATOR)
     visitor = get_object_or_404(Visitor, public_id=payload.visitor_id)
     agreement = get_object_or_404(Agreement, pk=payload.consent_id)
+    # Recorded on the channel of the consent withdrawn, with that channel's settings.
+    channel = services.withdrawal_channel(visitor=visitor, agreement=agreement)
     try:
         record = services.withdraw_consent(
             visitor=visitor,
@@ -332,6 +357,8 @@ def withdraw(request: HttpRequest, payload: WithdrawIn):
             if payload.ip
             else "Recorded through the API without the client's IP address.",
             user_agent=payload.user_agent,
+            channel=channel,
+            channel_settings=_settings_of(channel),
             evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
         )
     except ValidationError as exc:
