@@ -1,10 +1,12 @@
 from django.urls import path
 
-from openline.crm import views
+from openline.crm import awaiting_views, views
 
 app_name = "crm"
 urlpatterns = [
     path("items/", views.item_list, name="items"),
+    path("awaiting/", awaiting_views.awaiting_list, name="awaiting"),
+    path("awaiting/delete/", awaiting_views.awaiting_delete, name="awaiting_delete"),
     path("items/<int:pk>/", views.item_detail, name="item"),
     path("items/<int:pk>/edit/", views.item_edit, name="item_edit"),
     path("items/<int:pk>/convert/", views.item_convert, name="item_convert"),

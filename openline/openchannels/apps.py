@@ -9,8 +9,10 @@ class OpenChannelsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import m2m_changed, post_save
 
-        from openline.openchannels import services
+        from openline.openchannels import registry_hooks, services
         from openline.openchannels.models import OpenChannel
+
+        registry_hooks.connect()
 
         # Open console websockets follow channel membership (accounts/realtime.py).
         m2m_changed.connect(

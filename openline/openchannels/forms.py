@@ -2,7 +2,12 @@ from django import forms
 
 from openline.accounts.models import Role, User
 from openline.consent.models import Agreement
-from openline.openchannels.models import ConnectorKind, CrmItemKind
+from openline.openchannels.models import (
+    DEFAULT_WITHDRAW_KEYWORDS,
+    ConnectorKind,
+    CrmItemKind,
+    MessengerConsentMode,
+)
 
 
 class OperatorChoiceField(forms.ModelMultipleChoiceField):
@@ -50,6 +55,51 @@ class ConsentSettingsForm(forms.Form):
         label="Consent",
         empty_label="— Choose a consent —",
     )
+    # Messenger clients (Telegram, WhatsApp, Facebook Messenger, Viber).
+    messenger_consent_mode = forms.ChoiceField(
+        required=False,
+        choices=MessengerConsentMode.choices,
+        initial=MessengerConsentMode.WARNING,
+        widget=forms.RadioSelect,
+        label="How messenger clients consent",
+        help_text=(
+            "Warning (the reference behaviour): the client's first message gets the warning "
+            "with a link to the consent text; writing again confirms consent, and until then "
+            "the client is listed under CRM → Awaiting consent. Buttons: the client must "
+            "press “I accept” (or “I decline”, which deletes their data); nothing is "
+            "confirmed by simply writing on."
+        ),
+    )
+    messenger_warning_text = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Warning text in messengers",
+        help_text=(
+            "Leave empty for the built-in wording in the client's language. Write {link} "
+            "where the link to the consent text goes; it is added at the end if missing."
+        ),
+    )
+    withdraw_keywords = forms.CharField(
+        required=False,
+        initial=DEFAULT_WITHDRAW_KEYWORDS,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Withdrawal keywords",
+        help_text=(
+            "One per line. A message that is exactly one of these withdraws the client's "
+            "consent (translations of “withdraw consent” are understood too)."
+        ),
+    )
+    unconfirmed_retention_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        label="Delete unconfirmed clients after (days)",
+        help_text=(
+            "Messenger clients who never confirm consent are deleted (CRM item, messages and "
+            "profile) this many days after the warning. Empty: kept until deleted by hand."
+        ),
+    )
 
     def __init__(self, *args, current=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,3 +110,18 @@ class ConsentSettingsForm(forms.Form):
                 pk=current.pk
             )
         self.fields["agreement"].queryset = queryset.order_by("name")
+
+    MESSENGER_FIELDS = (
+        "messenger_consent_mode",
+        "messenger_warning_text",
+        "withdraw_keywords",
+        "unconfirmed_retention_days",
+    )
+
+    def settings(self) -> dict:
+        """The cleaned settings to save; a messenger field the request left out stays as is."""
+        data = dict(self.cleaned_data)
+        for name in self.MESSENGER_FIELDS:
+            if name not in self.data or (name == "messenger_consent_mode" and not data[name]):
+                data.pop(name, None)
+        return data

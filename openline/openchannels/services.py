@@ -10,7 +10,12 @@ from django.db import transaction
 from openline.accounts import realtime
 from openline.accounts.models import User
 from openline.openchannels import signals
-from openline.openchannels.models import Connector, ConnectorKind, OpenChannel
+from openline.openchannels.models import (
+    Connector,
+    ConnectorKind,
+    MessengerConsentMode,
+    OpenChannel,
+)
 
 CONSENT_REQUIRED_MESSAGE = (
     "Choose a consent (or create a new one) to send the warning about collecting personal data."
@@ -23,7 +28,50 @@ def consent_settings(channel: OpenChannel) -> dict:
         "consent_enabled": channel.consent_enabled,
         "agreement_id": channel.agreement_id,
         "agreement_name": channel.agreement.name if channel.agreement else None,
+        "messenger_consent_mode": channel.messenger_consent_mode,
+        "messenger_warning_text": channel.messenger_warning_text,
+        "withdraw_keywords": [w for w in channel.withdraw_keywords.splitlines() if w.strip()],
+        "unconfirmed_retention_days": channel.unconfirmed_retention_days,
     }
+
+
+NO_WITHDRAW_KEYWORD_MESSAGE = (
+    "Enter at least one keyword: withdrawing consent must be as easy as giving it."
+)
+# "Leave as it is" for the messenger settings of update_consent_settings (None means "off").
+UNCHANGED: object = object()
+
+
+def _messenger_settings(
+    channel: OpenChannel, *, mode, warning_text, withdraw_keywords, retention_days
+) -> list[str]:
+    """Apply the messenger consent settings given (not UNCHANGED); return the fields changed."""
+    fields = []
+    if mode is not UNCHANGED:
+        channel.messenger_consent_mode = MessengerConsentMode(mode)
+        fields.append("messenger_consent_mode")
+    if warning_text is not UNCHANGED:
+        text = str(warning_text or "").strip()
+        if text and "{link}" not in text:
+            # The client must always get the link to the exact text they agree to.
+            text = f"{text} {{link}}"
+        channel.messenger_warning_text = text
+        fields.append("messenger_warning_text")
+    if withdraw_keywords is not UNCHANGED:
+        lines = str(withdraw_keywords or "").splitlines()
+        words = list(dict.fromkeys(" ".join(w.split()) for w in lines if w.strip()))
+        if not words:
+            raise ValidationError({"withdraw_keywords": NO_WITHDRAW_KEYWORD_MESSAGE})
+        channel.withdraw_keywords = "\n".join(words)
+        fields.append("withdraw_keywords")
+    if retention_days is not UNCHANGED:
+        if retention_days is not None and not 1 <= int(retention_days) <= 3650:
+            raise ValidationError(
+                {"unconfirmed_retention_days": "Enter 1 to 3650 days, or leave it empty."}
+            )
+        channel.unconfirmed_retention_days = retention_days
+        fields.append("unconfirmed_retention_days")
+    return fields
 
 
 def _validate_consent(consent_enabled: bool, agreement) -> None:
@@ -79,9 +127,17 @@ def update_open_channel(
 
 @transaction.atomic
 def update_consent_settings(
-    *, actor: User, channel: OpenChannel, consent_enabled: bool, agreement
+    *,
+    actor: User,
+    channel: OpenChannel,
+    consent_enabled: bool,
+    agreement,
+    messenger_consent_mode=UNCHANGED,
+    messenger_warning_text=UNCHANGED,
+    withdraw_keywords=UNCHANGED,
+    unconfirmed_retention_days=UNCHANGED,
 ) -> OpenChannel:
-    """Turn the consent warning on or off and choose the consent it shows."""
+    """Turn the consent warning on or off, choose the consent, set how messengers ask for it."""
     _validate_consent(consent_enabled, agreement)
     channel = (
         OpenChannel.objects.select_for_update(of=("self",))
@@ -91,7 +147,14 @@ def update_consent_settings(
     before = consent_settings(channel)
     channel.consent_enabled = consent_enabled
     channel.agreement = agreement
-    channel.save(update_fields=["consent_enabled", "agreement", "updated_at"])
+    messenger_fields = _messenger_settings(
+        channel,
+        mode=messenger_consent_mode,
+        warning_text=messenger_warning_text,
+        withdraw_keywords=withdraw_keywords,
+        retention_days=unconfirmed_retention_days,
+    )
+    channel.save(update_fields=["consent_enabled", "agreement", "updated_at", *messenger_fields])
     after = consent_settings(channel)
     if before != after:
         signals.consent_settings_changed.send(
@@ -112,7 +175,13 @@ def set_channel_active(*, actor: User, channel: OpenChannel, is_active: bool) ->
 def set_connector(
     *, actor: User, channel: OpenChannel, kind: str, is_enabled: bool, config: dict | None = None
 ) -> Connector:
-    """Enable, disable or configure one connector of a channel."""
+    """Enable, disable or configure the Live chat connector of a channel.
+
+    Messengers are never switched on here: they are connected with working credentials on
+    their own page (connectors.setup), so a tick box can never make one look connected.
+    """
+    if ConnectorKind(kind) != ConnectorKind.LIVECHAT:
+        raise ValidationError("A messenger is connected with its credentials, not switched on.")
     connector, _ = Connector.objects.select_for_update().get_or_create(
         channel=channel, kind=ConnectorKind(kind)
     )

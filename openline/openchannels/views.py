@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
@@ -12,11 +13,56 @@ from django.views.decorators.http import require_POST
 
 from openline.accounts.models import Role
 from openline.accounts.permissions import READ, StaffRequest, role_required
-from openline.openchannels import services
+from openline.openchannels import policy, services
 from openline.openchannels.forms import ConsentSettingsForm, OpenChannelCreateForm, OpenChannelForm
-from openline.openchannels.models import CONNECTOR_DESCRIPTIONS, ConnectorKind, OpenChannel
+from openline.openchannels.models import (
+    CONNECTOR_DESCRIPTIONS,
+    ConnectionState,
+    Connector,
+    ConnectorKind,
+    OpenChannel,
+)
 
 TABS = [("general", "General"), ("connectors", "Connectors"), ("consents", "Consents")]
+
+
+def _warning_preview(request: StaffRequest, channel: OpenChannel) -> dict | None:
+    """Show the messenger warning as a client receives it, with the current version's link."""
+    version = channel.agreement.current_version if channel.agreement is not None else None
+    if version is None:
+        return None
+    path = reverse("consent_public:version", kwargs={"code": version.public_code})
+    base = (getattr(settings.CONFIG, "public_url", "") or "").rstrip("/")
+    link = base + path if base else request.build_absolute_uri(path)
+    return {"text": policy.warning_text(channel, "en", link), "link": link, "version": version}
+
+
+def _working(prefix: str = "") -> Q:
+    """Match connectors that work: Live chat switched on, a messenger the platform confirmed."""
+    return Q(**{f"{prefix}kind": ConnectorKind.LIVECHAT, f"{prefix}is_enabled": True}) | (
+        ~Q(**{f"{prefix}kind": ConnectorKind.LIVECHAT})
+        & Q(**{f"{prefix}state": ConnectionState.CONNECTED})
+    )
+
+
+STATE_BADGES = {
+    ConnectionState.NOT_CONNECTED: "badge-muted",
+    ConnectionState.PENDING: "badge-warn",
+    ConnectionState.CONNECTED: "badge-ok",
+    ConnectionState.ERROR: "badge-danger",
+}
+
+
+def _state_badge(kind: str, connector: Connector | None) -> tuple[str, str]:
+    """Return (label, badge class) of a connector's state as shown in lists."""
+    if kind == ConnectorKind.LIVECHAT:
+        if connector is not None and connector.is_enabled:
+            return "Connected", "badge-ok"
+        return "Not connected", "badge-muted"
+    state = (
+        ConnectionState(connector.state) if connector is not None else ConnectionState.NOT_CONNECTED
+    )
+    return state.label, STATE_BADGES[state]
 
 
 def _visible_channels(user):
@@ -43,9 +89,9 @@ def contact_center(request: StaffRequest) -> HttpResponse:
     """List the connectors, like CRM → Customers → Contact center."""
     channels = _visible_channels(request.user)
     counts = dict(
-        channels.filter(connectors__is_enabled=True)
-        .values_list("connectors__kind")
-        .annotate(n=Count("id", distinct=True))
+        Connector.objects.filter(_working(), channel__in=channels)
+        .values_list("kind")
+        .annotate(n=Count("channel", distinct=True))
     )
     tiles = [
         {
@@ -65,17 +111,14 @@ def contact_center(request: StaffRequest) -> HttpResponse:
 def connector_channels(request: StaffRequest, kind: str) -> HttpResponse:
     """List the Open Channels, showing whether each uses this connector."""
     connector_kind = _connector_kind(kind)
-    channels = (
+    channels = list(
         _visible_channels(request.user)
-        .annotate(
-            uses_connector=Count(
-                "connectors", filter=Q(connectors__kind=connector_kind, connectors__is_enabled=True)
-            )
-        )
         .select_related("agreement")
-        .prefetch_related("operators")
+        .prefetch_related("operators", "connectors")
         .order_by("-is_active", "name")
     )
+    for channel in channels:
+        channel.connector_badge = _state_badge(connector_kind, channel.connector(connector_kind))
     return render(
         request,
         "openchannels/connector_channels.html",
@@ -130,6 +173,10 @@ def channel_configure(request: StaffRequest, pk: int, tab: str = "general") -> H
         consent_initial = {
             "consent_enabled": channel.consent_enabled,
             "agreement": channel.agreement,
+            "messenger_consent_mode": channel.messenger_consent_mode,
+            "messenger_warning_text": channel.messenger_warning_text,
+            "withdraw_keywords": channel.withdraw_keywords,
+            "unconfirmed_retention_days": channel.unconfirmed_retention_days,
         }
         consent_form = ConsentSettingsForm(
             request.POST or None, initial=consent_initial, current=channel.agreement
@@ -137,7 +184,7 @@ def channel_configure(request: StaffRequest, pk: int, tab: str = "general") -> H
         if request.method == "POST" and consent_form.is_valid():
             try:
                 services.update_consent_settings(
-                    actor=request.user, channel=channel, **consent_form.cleaned_data
+                    actor=request.user, channel=channel, **consent_form.settings()
                 )
             except ValidationError as exc:
                 _form_errors_from(consent_form, exc)
@@ -148,22 +195,24 @@ def channel_configure(request: StaffRequest, pk: int, tab: str = "general") -> H
         context["create_consent_url"] = (
             reverse("consent:agreement_create") + "?channel=" + str(channel.pk)
         )
+        context["warning_preview"] = _warning_preview(request, channel)
     elif tab == "connectors":
         connectors = {c.kind: c for c in channel.connectors.all()}
         if request.method == "POST":
+            # Only Live chat is switched on here; a messenger is connected with working
+            # credentials on its own page, so a tick box can never make it "Connected".
             enabled = set(request.POST.getlist("enabled"))
-            unknown = enabled - set(ConnectorKind.values)
-            if unknown:
+            if enabled - set(ConnectorKind.values):
                 messages.error(request, "Unknown connector.")
             else:
-                for kind in ConnectorKind:
-                    if kind.value in enabled or kind.value in connectors:
-                        services.set_connector(
-                            actor=request.user,
-                            channel=channel,
-                            kind=kind,
-                            is_enabled=kind.value in enabled,
-                        )
+                livechat = ConnectorKind.LIVECHAT
+                if livechat.value in enabled or livechat.value in connectors:
+                    services.set_connector(
+                        actor=request.user,
+                        channel=channel,
+                        kind=livechat,
+                        is_enabled=livechat.value in enabled,
+                    )
                 messages.success(request, "Connectors saved.")
                 return redirect("openchannels:configure", pk=channel.pk, tab="connectors")
         context["connector_rows"] = [
@@ -172,6 +221,7 @@ def channel_configure(request: StaffRequest, pk: int, tab: str = "general") -> H
                 "label": kind.label,
                 "description": CONNECTOR_DESCRIPTIONS[kind],
                 "connector": connectors.get(kind.value),
+                "badge": _state_badge(kind, connectors.get(kind.value)),
             }
             for kind in ConnectorKind
         ]

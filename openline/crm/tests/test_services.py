@@ -213,7 +213,14 @@ def test_messenger_identity_matches(administrator, operator, channel):
     item = services.link_messenger_client(conversation=tg, name="Tom")
     assert item.identities.get().value == "telegram:777001"
 
-    again = make_chat(channel, origin="telegram", external_id="777001")
+    # One profile per messenger user per channel: the same bot user writing to another
+    # Open Channel is a second visitor, matched by the messenger identity.
+    from openline.openchannels.services import create_open_channel
+
+    second = create_open_channel(
+        actor=administrator, name="Second bot", operators=[operator], connectors=["livechat"]
+    )
+    again = make_chat(second, origin="telegram", external_id="777001")
     result = save(operator, again, email="tom@example.com")
 
     assert result.item == item and result.match.matched_by == "messenger"

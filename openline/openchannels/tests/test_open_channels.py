@@ -132,14 +132,17 @@ def test_edit_and_deactivate(admin_client, channel, other_operator):
     )
 
 
-def test_connectors_tab_toggles_connectors(admin_client, channel):
+def test_connectors_tab_toggles_live_chat_but_never_a_messenger(admin_client, channel):
     url = f"/console/contact-center/open-channels/{channel.pk}/connectors/"
     assert admin_client.post(url, {"enabled": ["livechat", "viber"]}).status_code == 302
     kinds = {c.kind: c.is_enabled for c in channel.connectors.all()}
-    assert kinds == {"livechat": True, "viber": True}
+    # A messenger is connected with working credentials on its own page, not by a tick box.
+    assert kinds == {"livechat": True}
     assert admin_client.post(url, {"enabled": ["viber"]}).status_code == 302
     kinds = {c.kind: c.is_enabled for c in channel.connectors.all()}
-    assert kinds == {"livechat": False, "viber": True}
+    assert kinds == {"livechat": False}
+    page = admin_client.get(url).content.decode()
+    assert 'value="viber"' not in page and "Not connected" in page
 
 
 def test_demo_data_loads_once(db, settings, tmp_path, capsys):
