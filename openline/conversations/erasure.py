@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from openline.conversations.models import Conversation, ConversationStatus, Message, Visitor
+from openline.conversations.outbox import forget_client
 
 ERASED_REASON = "The client's data was deleted"
 
@@ -39,6 +40,8 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
         close_conversation(conversation=conversation, actor=None, reason=ERASED_REASON)
     conversation_ids = list(visitor.conversations.values_list("pk", flat=True))
     deleted, _ = Message.objects.filter(conversation_id__in=conversation_ids).delete()
+    # Messenger sends keep the client's platform id and the text sent: forget them too.
+    forget_client(visitor=visitor)
     # The inbox keeps a preview of the newest message: it is message text too.
     Conversation.objects.filter(pk__in=conversation_ids).update(last_message_preview="")
     already = visitor.erased_at is not None

@@ -1,7 +1,8 @@
 """Realtime events: channel-layer groups and the JSON shapes sent to websockets.
 
-Only ``openline.conversations.actions`` publishes, always after the transaction
-commits, so a client never sees a message that could still be rolled back.
+Only the conversation actions (``openline.conversations.actions``, ``inbound``, ``outbox``)
+publish, always after the transaction commits, so a client never sees a message that could
+still be rolled back. ``openline.conversations.event_schemas`` describes every event.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "openline.event"
+# Who receives an event is told by its group; ``event_schemas`` checks each audience's shape.
+VISITOR_GROUP_PREFIX = "visitor."
+CHANNEL_GROUP_PREFIX = "inbox.ch."
 
 
 def visitor_group(visitor) -> str:
     """Name the group of one visitor's websockets (their own conversations only)."""
-    return f"visitor.{visitor.public_id.hex}"
+    return f"{VISITOR_GROUP_PREFIX}{visitor.public_id.hex}"
 
 
 def channel_group(channel_id: int) -> str:
     """Name the group of the operators of one Open Channel."""
-    return f"inbox.ch.{channel_id}"
+    return f"{CHANNEL_GROUP_PREFIX}{channel_id}"
 
 
 async def leave_group(layer, group: str, channel_name: str) -> None:

@@ -38,6 +38,9 @@ class Visitor(models.Model):
     # when; cleared once the client confirms. Listed on the Awaiting consent page meanwhile.
     warning_version_id = models.BigIntegerField(null=True, blank=True)
     awaiting_consent_since = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Why nothing is sent to this messenger client (they blocked the bot, unsubscribed); set
+    # by the platform's event, cleared when they write again. Blank = reachable.
+    unreachable = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -188,9 +191,7 @@ class OutboxItem(models.Model):
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox"
     )
-    conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="outbox"
-    )
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="outbox")
     # The connector kind ("telegram", ...) and the recipient's platform id at enqueue time.
     kind = models.CharField(max_length=12)
     recipient = models.CharField(max_length=128)

@@ -1,13 +1,25 @@
 def url_samples(*, channel, **_) -> dict[str, dict]:
     from openline.conversations import actions
+    from openline.conversations.models import VisitorOrigin
 
-    visitor = actions.create_livechat_visitor(channel=channel, language="en", user_agent="test")
+    visitor = actions.create_visitor(
+        channel=channel, origin=VisitorOrigin.LIVECHAT, language="en", user_agent="test"
+    )
     conversation = actions.start_conversation(
         channel=channel, visitor=visitor, page_url="https://example.com/"
     )
+    from openline.conversations import inbound, outbox
+
+    client = inbound.ClientRef(external_id="sample-1", name="Sample client")
+    messenger = actions.start_conversation(
+        channel=channel,
+        visitor=inbound.get_or_create_client(channel=channel, kind="telegram", client=client),
+    )
+    sent = outbox.enqueue(conversation=messenger, text="Sample reply")
     return {
+        "conversations:resend": {"conversation_id": messenger.pk, "message_id": sent.message_id},
+        "conversations:record_withdrawal": {"conversation_id": messenger.pk},
         "conversations:conversation": {"conversation_id": conversation.pk},
         "conversations:close": {"conversation_id": conversation.pk},
         "conversations:transfer": {"conversation_id": conversation.pk},
-        "conversations:livechat_settings": {"pk": channel.pk},
     }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openline.conversations import views
+from openline.conversations import messenger_views, views
 
 app_name = "conversations"
 urlpatterns = [
@@ -8,6 +8,14 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/", views.conversation, name="conversation"),
     path("inbox/<int:conversation_id>/close/", views.close, name="close"),
     path("inbox/<int:conversation_id>/transfer/", views.transfer, name="transfer"),
-    # Lives under the contact center's URL space; the view is about the live chat connector.
-    path("contact-center/live-chat/<int:pk>/", views.livechat_settings, name="livechat_settings"),
+    path(
+        "inbox/<int:conversation_id>/messages/<int:message_id>/resend/",
+        messenger_views.resend,
+        name="resend",
+    ),
+    path(
+        "inbox/<int:conversation_id>/withdrawal/",
+        messenger_views.record_withdrawal,
+        name="record_withdrawal",
+    ),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +12,7 @@ from django.views.decorators.http import require_POST
 from openline.accounts.models import Role, User
 from openline.accounts.permissions import READ, StaffRequest, role_required
 from openline.consent.services import current_state
-from openline.conversations import actions
+from openline.conversations import actions, messenger_views
 from openline.conversations.consumers import visible_conversations
 from openline.conversations.events import conversation_payload, message_payload
 from openline.conversations.models import ConversationStatus, SenderKind
@@ -98,6 +97,10 @@ def conversation(request: StaffRequest, conversation_id: int) -> HttpResponse:
         }
     )
     context["inbox_config"]["last_id"] = history[-1].id if history else 0
+    # Messenger chats: the consent note, delivery marks, Resend and withdrawal (brief M).
+    context.update(messenger_views.conversation_extras(current, consent))
+    context["inbox_config"]["messenger"] = context["is_messenger"]
+    context["inbox_config"]["resend_url"] = context["resend_url"]
     return render(request, "conversations/inbox.html", context)
 
 
@@ -139,48 +142,3 @@ def transfer(request: StaffRequest, conversation_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Conversation transferred to {target}.")
     return redirect("conversations:conversation", conversation_id=current.id)
-
-
-@role_required(Role.ADMINISTRATOR)
-def livechat_settings(request: StaffRequest, pk: int) -> HttpResponse:
-    """Configure which websites may show a channel's chat, and show the embed snippet."""
-    from openline.livechat.origins import CONFIG_KEY, allowed_origins, parse_origins
-    from openline.livechat.views import public_origin
-    from openline.openchannels.models import ConnectorKind, OpenChannel
-    from openline.openchannels.services import set_connector
-
-    channel = get_object_or_404(OpenChannel, pk=pk)
-    connector = channel.connector(ConnectorKind.LIVECHAT)
-    text = "\n".join(allowed_origins(channel))
-    errors: list[str] = []
-    if request.method == "POST":
-        text = request.POST.get("allowed_origins", "")
-        try:
-            origins = parse_origins(text)
-        except ValidationError as exc:
-            errors = exc.messages
-        else:
-            config = dict(connector.config) if connector else {}
-            config[CONFIG_KEY] = origins
-            set_connector(
-                actor=request.user,
-                channel=channel,
-                kind=ConnectorKind.LIVECHAT,
-                is_enabled=connector.is_enabled if connector else True,
-                config=config,
-            )
-            messages.success(request, "Live chat settings saved.")
-            return redirect("conversations:livechat_settings", pk=channel.pk)
-    snippet = f'<script src="{public_origin(request)}/widget/{channel.code}.js" async></script>'
-    return render(
-        request,
-        "conversations/livechat_settings.html",
-        {
-            "channel": channel,
-            "connector": connector,
-            "origins_text": text,
-            "errors": errors,
-            "snippet": snippet,
-            "section": "contact_center",
-        },
-    )

@@ -26,6 +26,7 @@ from django.test import Client
 from openline.accounts.models import User
 from openline.conversations import actions
 from openline.conversations.models import Message
+from openline.livechat import flows
 from openline.livechat.tests.helpers import WsClient, consented_visitor, on_server, run_async
 from openline.openchannels.models import OpenChannel
 from openline.openchannels.services import create_open_channel, update_open_channel
@@ -257,7 +258,7 @@ def test_administrators_follow_a_channel_created_after_they_connected(
 
 
 def _start_chat(*, channel: OpenChannel, text: str):
-    visitor = actions.create_livechat_visitor(channel=channel, language="en", user_agent="x")
+    visitor = flows.create_livechat_visitor(channel=channel, language="en", user_agent="x")
     conversation = actions.start_conversation(channel=channel, visitor=visitor)
     actions.receive_message(conversation=conversation, visitor=visitor, text=text)
     return conversation

@@ -8,6 +8,7 @@ from django.test import Client
 
 from openline.conversations import actions
 from openline.conversations.models import Conversation, Message
+from openline.livechat import flows
 from openline.livechat.tests.helpers import WsClient, consented_visitor, run_async
 from openline.openchannels.services import create_open_channel
 
@@ -24,7 +25,7 @@ def other_chat(administrator, other_operator):
     other = create_open_channel(
         actor=administrator, name="Shop B", operators=[other_operator], connectors=["livechat"]
     )
-    visitor = actions.create_livechat_visitor(channel=other, language="en", user_agent="x")
+    visitor = flows.create_livechat_visitor(channel=other, language="en", user_agent="x")
     conversation = actions.start_conversation(channel=other, visitor=visitor)
     actions.receive_message(conversation=conversation, visitor=visitor, text="Shop B question")
     return conversation
@@ -178,7 +179,7 @@ async def _operator_socket_replies_and_sees_only_its_channels(
         event["message"]["text"] == "Hello from Otto" and event["conversation"]["status"] == "open"
     )
     # A conversation of a channel Otto does not answer: its events never reach him, replies are refused.
-    visitor = await sync_to_async(actions.create_livechat_visitor)(
+    visitor = await sync_to_async(flows.create_livechat_visitor)(
         channel=other, language="en", user_agent="x"
     )
     foreign = await sync_to_async(actions.start_conversation)(channel=other, visitor=visitor)

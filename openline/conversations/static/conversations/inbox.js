@@ -107,13 +107,40 @@
     li.dataset.id = m.id; nodes[m.id] = li;
     if (m.id > lastId) lastId = m.id;
     if (m.sender === "visitor" && m.id > lastVisitorId) lastVisitorId = m.id;
-    if (m.sender === "operator") markOwn(li, m.read_at ? "Read" : m.delivered_at ? "Delivered" : "Sent");
+    // Messenger messages carry the platform's delivery state instead (``delivery`` events).
+    if (m.sender === "operator" && !cfg.messenger) markOwn(li, m.read_at ? "Read" : m.delivered_at ? "Delivered" : "Sent");
+    if (deliveries[m.id]) { showDelivery(li, deliveries[m.id]); delete deliveries[m.id]; }
     chatLog.scrollTop = chatLog.scrollHeight;
   }
   function markOwn(li, text) {
     var order = { Sent: 1, Delivered: 2, Read: 3 }, m = li.querySelector(".chat-mark");
     if (!m) { m = el("span", "chat-mark"); li.appendChild(m); }
     if ((order[text] || 0) > (order[m.textContent] || 0)) m.textContent = text;
+  }
+  // ----- messenger delivery marks ------------------------------------------------------------
+  var deliveries = {}, LABELS = { queued: "Queued", sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not delivered" };
+  function showDelivery(li, d) {
+    var mark = li.querySelector(".chat-delivery");
+    if (!d.delivery_state) return;
+    if (!mark) { mark = el("span"); li.appendChild(mark); }
+    mark.className = "chat-delivery delivery-" + d.delivery_state; mark.dataset.state = d.delivery_state;
+    mark.textContent = LABELS[d.delivery_state] || d.delivery_state;
+    if (d.delivery_state !== "failed") return;
+    mark.appendChild(document.createTextNode(": "));
+    mark.appendChild(el("span", "chat-delivery-error", d.delivery_error || ""));
+    var form = $("resend-form");
+    if (!form || !cfg.resend_url) return;
+    var btn = el("button", "btn btn-sm resend", "Resend"); btn.type = "submit";
+    btn.setAttribute("form", "resend-form");
+    btn.setAttribute("formaction", cfg.resend_url.replace(/\/0\/resend\/$/, "/" + d.id + "/resend/"));
+    mark.appendChild(document.createTextNode(" ")); mark.appendChild(btn);
+  }
+  function delivery(f) {
+    if (f.conversation !== cfg.current || !chatLog) return;
+    f.messages.forEach(function (d) {
+      var li = nodes[d.id] || chatLog.querySelector('li[data-id="' + d.id + '"]');
+      if (li) showDelivery(li, d); else deliveries[d.id] = d;  // the message event is on its way
+    });
   }
   function markRead() {
     if (!cfg.current || document.visibilityState !== "visible" || lastVisitorId <= readUpTo) return;
@@ -151,6 +178,11 @@
   if (openTransfer && dialog) {
     openTransfer.onclick = function () { $("chat-menu").open = false; dialog.showModal(); };
     $("cancel-transfer").onclick = function () { dialog.close(); };
+  }
+  var openWithdrawal = $("open-withdrawal"), withdrawalDialog = $("withdrawal-dialog");
+  if (openWithdrawal && withdrawalDialog) {
+    openWithdrawal.onclick = function () { $("chat-menu").open = false; withdrawalDialog.showModal(); };
+    $("cancel-withdrawal").onclick = function () { withdrawalDialog.close(); };
   }
 
   // ----- the websocket -------------------------------------------------------------------
@@ -209,6 +241,8 @@
       if (f.conversation === cfg.current && f.sender === "operator") {
         Object.keys(nodes).forEach(function (id) { if (+id <= f.up_to && nodes[id].classList.contains("chat-operator")) markOwn(nodes[id], f.mark === "read" ? "Read" : "Delivered"); });
       }
+    } else if (f.type === "delivery") {
+      delivery(f);
     } else if (f.type === "typing" && f.sender === "visitor" && f.conversation === cfg.current) {
       typingEl.textContent = "The client is typing…";
       clearTimeout(typingTimer); typingTimer = setTimeout(function () { typingEl.textContent = ""; }, 4000);
