@@ -146,11 +146,10 @@ def _fresh_rate_limits():
     The limiters live in the process, keyed by client IP (127.0.0.1 for every test): without
     this, whether a test is rate limited would depend on which tests ran before it.
     """
-    from openline.livechat import limits
+    from openline.conversations.limits import every_limiter
 
-    for limiter in vars(limits).values():
-        if isinstance(limiter, limits.RateLimiter):
-            limiter.buckets.clear()
+    for limiter in every_limiter():
+        limiter.buckets.clear()
     yield
 
 

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "openline.livechat",
     "openline.connectors",
     "openline.crm",
+    "openline.console",
     "openline.api",
 ]
 
@@ -79,7 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "openline.core.context_processors.console",
+                "openline.console.context_processors.console",
                 "openline.consent.context_processors.registry_alert",
             ],
         },

@@ -2,7 +2,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from openline.api.api import api
+from openline.consent import urls as consent_urls
+from openline.console import urls as console_urls
+from openline.conversations import urls as conversations_urls
 from openline.core import views as core_views
+from openline.livechat import urls as livechat_urls
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
@@ -15,10 +19,20 @@ urlpatterns = [
     path("registry/", include("openline.consent.registry_urls")),
     path("registry/", include("openline.consent.receipt_urls")),
     path("widget/", include("openline.livechat.public_urls")),
+    path("hooks/", include("openline.connectors.urls")),
     # The console (staff only; every view is role-checked).
-    path("console/", include("openline.core.urls")),
+    path("console/", include((console_urls.home_patterns, "core"))),
     path("console/contact-center/", include("openline.openchannels.urls")),
-    path("console/", include("openline.consent.urls")),
-    path("console/", include("openline.conversations.urls")),
+    path("console/contact-center/", include("openline.connectors.console_urls")),
+    # One "consent" namespace: the registry's pages and those that also need Open Channels.
+    path(
+        "console/",
+        include((consent_urls.urlpatterns + console_urls.consent_patterns, "consent")),
+    ),
+    # The live chat settings page keeps the name it was published under (in "conversations").
+    path(
+        "console/",
+        include((conversations_urls.urlpatterns + livechat_urls.urlpatterns, "conversations")),
+    ),
     path("console/crm/", include("openline.crm.urls")),
 ]

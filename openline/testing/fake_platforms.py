@@ -110,8 +110,8 @@ class FakePlatform:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def route(self, method: str, path: str, answer: Answer | Responder | Any) -> None:
         """Answer requests whose path matches the regex ``path`` (full match) by default."""

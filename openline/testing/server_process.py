@@ -8,6 +8,7 @@ read once at start, so changing them inside the test process proves nothing.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -52,13 +53,36 @@ class ServerProcess:
             self.process.wait()
 
 
-def start_server(*, database_url: str, var_dir: Path, env: dict | None = None) -> ServerProcess:
-    """Start ``uvicorn openline.asgi:application`` on a free port and wait for /healthz."""
+@dataclass
+class WorkerProcess:
+    """A background ``manage.py`` process (db_worker, messengers_run) started for a test."""
+
+    command: str
+    process: subprocess.Popen
+    args: tuple[str, ...] = ()
+
+    def stop(self) -> None:
+        """Terminate the process (it finishes its current step) and wait for it."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _free_port() -> int:
+    # Not openline.conftest's: importing the root conftest would pull every app (the ASGI
+    # routing) into any test module that starts a server, past the import-linter contracts.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(*, database_url: str, var_dir: Path, env: dict | None) -> dict:
+    """The environment of a process started for a test (the same for servers and workers)."""
     from django.conf import settings
 
-    from openline.conftest import free_port
-
-    port = free_port()
     environment = {k: v for k, v in os.environ.items() if k not in _DROPPED}
     environment.update(
         {
@@ -72,6 +96,37 @@ def start_server(*, database_url: str, var_dir: Path, env: dict | None = None) -
             **(env or {}),
         }
     )
+    return environment
+
+
+def start_worker(
+    *,
+    database_url: str,
+    var_dir: Path,
+    command: str = "db_worker",
+    args: tuple[str, ...] = (),
+    env: dict | None = None,
+) -> WorkerProcess:
+    """Start ``manage.py <command>`` (db_worker, messengers_run) with a server's environment."""
+    if command == "db_worker":
+        # A test's worker must not restart when a source file changes (DEBUG turns reload
+        # on): a restart abandons the running task.
+        args = (*(args or ("--interval", "0.2")), "--no-reload", "--no-startup-delay")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", command, *args],
+        cwd=ROOT,
+        env=_environment(database_url=database_url, var_dir=var_dir, env=env),
+    )
+    time.sleep(0.2)
+    if process.poll() is not None:
+        raise RuntimeError(f"manage.py {command} exited at once (exit code {process.returncode})")
+    return WorkerProcess(command, process, tuple(args))
+
+
+def start_server(*, database_url: str, var_dir: Path, env: dict | None = None) -> ServerProcess:
+    """Start ``uvicorn openline.asgi:application`` on a free port and wait for /healthz."""
+    port = _free_port()
+    environment = _environment(database_url=database_url, var_dir=var_dir, env=env)
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", "openline.asgi:application"),

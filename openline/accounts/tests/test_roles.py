@@ -72,12 +72,17 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "openchannels:set_active": (ADMIN_ONLY, POST),
     "openchannels:configure_default": (ADMIN_ONLY, FORM),
     "openchannels:configure": (ADMIN_ONLY, FORM),
+    # Messenger connection pages (credentials): administrators only
+    "connector_pages:settings": (ADMIN_ONLY, FORM),
+    "connector_pages:disconnect": (ADMIN_ONLY, POST),
     "conversations:livechat_settings": (ADMIN_ONLY, FORM),
     # Inbox
     "conversations:inbox": (STAFF, GET),
     "conversations:conversation": (STAFF, GET),
     "conversations:close": (STAFF, POST),
     "conversations:transfer": (STAFF, POST),
+    "conversations:resend": (STAFF, POST),
+    "conversations:record_withdrawal": (STAFF, POST),
     # CRM
     "crm:items": (STAFF, GET),
     "crm:item": (STAFF, GET),
@@ -87,6 +92,8 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "crm:item_delete": (STAFF, FORM),
     "crm:item_export": (ADMIN_ONLY, GET),
     "crm:save_conversation": (STAFF, FORM),
+    "crm:awaiting": (STAFF, GET),
+    "crm:awaiting_delete": (STAFF, POST),
 }
 
 # (method, path under /api/v1/) -> (roles allowed, exact status for them). Anonymous: 401.
