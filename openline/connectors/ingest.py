@@ -104,7 +104,8 @@ def _insert_ignoring_duplicates(rows: list[StoredEvent]) -> None:
     if connection.in_atomic_block:
         StoredEvent.objects.bulk_create(rows, ignore_conflicts=True)
         return
-    fields = [StoredEvent._meta.get_field(name) for name in _INSERT_FIELDS]
+    by_name = {f.name: f for f in StoredEvent._meta.concrete_fields}
+    fields = [by_name[name] for name in _INSERT_FIELDS]
     now = timezone.now()
     params: list = []
     for row in rows:
