@@ -112,7 +112,7 @@ def _insert_ignoring_duplicates(rows: list[StoredEvent]) -> None:
         row.received_at = now
         params.extend(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields)
     table = connection.ops.quote_name(StoredEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
     with connection.cursor() as cursor:
         cursor.execute(
