@@ -65,7 +65,7 @@ connector = int(__import__("sys").argv[1])
 started = time.perf_counter()
 while InboundEvent.objects.filter(connector_id=connector, state="pending").exists():
     process_pending(connector_id=connector, limit=500)
-    if time.perf_counter() - started > 120:
+    if time.perf_counter() - started > 60:
         break
 seconds = time.perf_counter() - started
 done = InboundEvent.objects.filter(connector_id=connector, state="done").count()

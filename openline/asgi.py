@@ -8,10 +8,12 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+from openline.connectors.asgi import WebhookFastPath  # noqa: E402
 from openline.core.proxy import TrustedProxyMiddleware, disable_uvicorn_proxy_headers  # noqa: E402
 from openline.routing import build_application  # noqa: E402
 
 # Only openline.core.ip with OPENLINE_TRUSTED_PROXIES decides the client's address and scheme.
 disable_uvicorn_proxy_headers()
 
-application = TrustedProxyMiddleware(build_application(django_asgi_app))
+# Messenger webhooks skip the console's middleware and run on a thread pool (connectors/asgi.py).
+application = TrustedProxyMiddleware(WebhookFastPath(build_application(django_asgi_app)))

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+import httpx
+
 
 class TransportError(Exception):
     """A platform call failed; ``permanent`` says retrying will not help.
@@ -24,6 +26,22 @@ class TransportError(Exception):
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+# httpx errors raised once the request was (or may have been) written to the platform: the
+# platform may have accepted the message, so resending could deliver it twice.
+AFTER_WRITE_ERRORS: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+)
+DELIVERY_UNCERTAIN = "Delivery uncertain: the platform did not answer in time; resend if needed"
+
+
+def delivery_uncertain() -> TransportError:
+    """Return the permanent error for a send the platform may or may not have accepted."""
+    return TransportError(DELIVERY_UNCERTAIN, permanent=True)
 
 
 class VerificationError(Exception):
@@ -54,9 +72,13 @@ class InboundMessage:
     client: ClientIdentity
     text: str
     sent_at: datetime | None = None
-    # The payload of a pressed native button ("consent:accept" / "consent:decline") or "".
+    # The payload of a pressed native button, passed through unchanged (the consent warning's
+    # are "consent:accept:<version_id>" / "consent:decline:<version_id>"), or "".
     button: str = ""
     platform_message_id: str = ""
+    # False for what the client did not write: reactions, edits, deletions, platform system
+    # and service notices. Shown to operators, but never "the client wrote again" (consent).
+    content: bool = True
     kind: ClassVar[str] = "message"
 
 

@@ -29,7 +29,7 @@ from openline.connectors.base import (
 )
 from openline.connectors.models import InboundEvent as StoredEvent
 from openline.connectors.models import InboundEventState
-from openline.openchannels.models import Connector
+from openline.openchannels.models import ConnectionState, Connector
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,9 @@ def _process_one(connector, row: StoredEvent, names: dict, outcome: Processed, n
     try:
         with transaction.atomic():
             state = _apply(connector, event_from_json(row.event), names)
-            StoredEvent.objects.filter(pk=row.pk).update(state=state, processed_at=now)
+            # The effects live in the conversation now: keep only the key (for dedupe) and
+            # the state, never a second copy of the client's name, number and words.
+            StoredEvent.objects.filter(pk=row.pk).update(state=state, processed_at=now, event={})
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
         log.warning(
             "inbound event %s of connector %s failed: %s",
@@ -288,8 +290,11 @@ def _apply(connector, event: InboundEvent, names: dict) -> str:
     from openline.conversations import inbound
 
     channel, kind = connector.channel, connector.kind
+    if not connector.is_enabled or connector.state == ConnectionState.NOT_CONNECTED:
+        # Disconnected meanwhile (another process's cache still took the request).
+        return InboundEventState.IGNORED
     if isinstance(event, InboundMessage):
-        from openline.crm import awaiting, messenger
+        from openline.crm import messenger
 
         visitor = inbound.get_or_create_client(
             channel=channel, kind=kind, client=_client_ref(event.client, names)
@@ -303,15 +308,13 @@ def _apply(connector, event: InboundEvent, names: dict) -> str:
             text=event.text,
             button=event.button,
             source=messenger.item_source(item),
+            sent_at=event.sent_at,
+            content=getattr(event, "content", True),
         )
         if event.button:
             transaction.on_commit(lambda: _acknowledge(connector, event))
         if result.declined:
-            awaiting.delete_client_data(
-                actor=None,
-                visitor=result.visitor,
-                reason=f"The client declined consent in {connector.get_kind_display()}.",
-            )
+            _delete_declined(connector, result.visitor)
         return InboundEventState.DONE
     if isinstance(event, StatusEvent):
         inbound.record_delivery(
@@ -334,6 +337,24 @@ def _apply(connector, event: InboundEvent, names: dict) -> str:
     return InboundEventState.IGNORED
 
 
+def _delete_declined(connector, visitor) -> None:
+    """Delete the data of a client who pressed "I decline"; client input never fails an event."""
+    from django.core.exceptions import ValidationError
+
+    from openline.crm import awaiting
+
+    try:
+        with transaction.atomic():
+            awaiting.delete_client_data(
+                actor=None,
+                visitor=visitor,
+                reason=f"The client declined consent in {connector.get_kind_display()}.",
+            )
+    except ValidationError:
+        # They consent to the current version after all (or are gone): nothing to delete.
+        log.info("a decline of connector %s needed no deletion", connector.pk)
+
+
 def _acknowledge(connector, event: InboundMessage) -> None:
     """Tell the platform a button press was handled (Telegram stops the spinner); best effort."""
     from openline.connectors.registry import connector_secrets, platform_for
@@ -346,6 +367,24 @@ def _acknowledge(connector, event: InboundMessage) -> None:
         acknowledge(event, secrets=connector_secrets(connector), config=connector.config)
     except Exception:  # noqa: BLE001 - the press itself is already handled
         log.info("could not acknowledge a %s button press", connector.kind)
+
+
+def forget_client_events(*, channel_id: int, kind: str, external_id: str) -> int:
+    """Blank every stored event of one client (their data was deleted); return how many waited."""
+    from django.db.models import Q
+
+    if not external_id:
+        return 0
+    rows = StoredEvent.objects.filter(
+        Q(event__client__external_id=external_id) | Q(event__client_external_id=external_id),
+        connector__channel_id=channel_id,
+        connector__kind=kind,
+    )
+    # Rows processed before events were blanked on processing keep their state, not their data.
+    rows.exclude(state__in=[InboundEventState.PENDING, InboundEventState.FAILED]).update(event={})
+    return rows.filter(state__in=[InboundEventState.PENDING, InboundEventState.FAILED]).update(
+        event={}, state=InboundEventState.IGNORED
+    )
 
 
 def _profiles(connector, rows: list[StoredEvent]) -> dict[str, ClientIdentity]:

@@ -21,10 +21,12 @@ import httpx
 from django.conf import settings
 
 from openline.connectors.base import (
+    AFTER_WRITE_ERRORS,
     HandshakeReply,
     RawRequest,
     TransportError,
     VerificationError,
+    delivery_uncertain,
 )
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,13 @@ def graph_call(
     token: str,
     params: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
+    sends: bool = False,
 ) -> dict[str, Any]:
-    """Call the Graph API with a bearer token; return the JSON answer or raise TransportError."""
+    """Call the Graph API with a bearer token; return the JSON answer or raise TransportError.
+
+    ``sends``: the call delivers a message, so a failure after the request was written
+    is "delivery uncertain" (permanent), never retried into a duplicate.
+    """
     if not token:
         raise TransportError("No access token is configured for this connector", permanent=True)
     try:
@@ -117,9 +124,11 @@ def graph_call(
             headers={"Authorization": f"Bearer {token}"},
             timeout=settings.OPENLINE_MESSENGER_TIMEOUT,
         )
-    except httpx.TimeoutException:
-        raise TransportError("The Graph API did not answer in time") from None
     except httpx.HTTPError as exc:
+        if sends and isinstance(exc, AFTER_WRITE_ERRORS):
+            raise delivery_uncertain() from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise TransportError("The Graph API did not answer in time") from None
         raise TransportError(f"The Graph API is unreachable ({type(exc).__name__})") from None
     except ValueError:
         # e.g. a pasted token with non-ASCII characters cannot be a header; never echo it.

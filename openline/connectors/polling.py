@@ -77,7 +77,10 @@ def poll_once(*, connector_id: int, owner: str, timeout: float) -> int:
 
     connector = Connector.objects.get(pk=connector_id)
     events, next_offset = poll(
-        secrets=connector_secrets(connector), offset=connector.poll_offset, timeout=int(timeout)
+        secrets=connector_secrets(connector),
+        offset=connector.poll_offset,
+        timeout=int(timeout),
+        config=connector.config,
     )
     with transaction.atomic():
         stored = store_events(connector=connector, events=events)

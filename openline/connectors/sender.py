@@ -18,7 +18,7 @@ from openline.connectors.registry import platform_for
 from openline.connectors.setup import scrub, stored_secrets
 from openline.conversations import outbox
 from openline.core.secrets import SecretsError
-from openline.openchannels.models import Connector
+from openline.openchannels.models import ConnectionState, Connector
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,19 @@ def send_item(*, item_id: int) -> SendOutcome:
     connector = Connector.objects.filter(
         channel__conversations=item.conversation_id, kind=item.kind
     ).first()
-    label = item.kind.capitalize()
     try:
         secrets = stored_secrets(connector) if connector is not None else {}
     except SecretsError as exc:
         return _fail(item, str(exc), permanent=True)
-    if connector is None or not secrets:
-        return _fail(item, f"The {label} connector is not connected.", permanent=True)
+    if (
+        connector is None
+        or not secrets
+        or not connector.is_enabled
+        or connector.state == ConnectionState.NOT_CONNECTED
+    ):
+        # Disconnected while the item waited (credentials may linger on a disabled one): the
+        # administrator switched the messenger off, so nothing goes out through it any more.
+        return _fail(item, "The messenger is disconnected.", permanent=True)
 
     platform = platform_for(item.kind)
     config = dict(connector.config or {})

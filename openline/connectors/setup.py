@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from openline.connectors.base import TransportError
 from openline.connectors.registry import platform_for, webhook_url
+from openline.connectors.webhooks import forget_signature_failures
 from openline.core import secrets as vault
 from openline.core.logging import redact
 from openline.openchannels.models import (
@@ -136,11 +137,13 @@ def connect(
             old = {}  # unreadable (a lost key): replaced now
         # Meta confirms the webhook only when the administrator verifies it in the Meta app;
         # new credentials behind the same URL and verify token leave that confirmation valid.
+        # A new app secret does not: the handshake never proves it, only a signed event does.
         confirmed_before = (
             row.state == ConnectionState.CONNECTED
             and row.mode == mode
             and "verify_token" in secrets
             and old.get("verify_token") == secrets.get("verify_token")
+            and old.get("app_secret") == secrets.get("app_secret")
         )
         connected_since = row.connected_at
         row.secrets = vault.encrypt_json(secrets)
@@ -157,6 +160,9 @@ def connect(
             action="credentials saved",
             fields=sorted(set(secrets) | set(old) | set(config)),
         )
+
+    # The failures counted so far were checked against the old credentials.
+    forget_signature_failures(connector_id=row.pk)
 
     polling = kind == ConnectorKind.TELEGRAM and mode == ConnectorMode.POLLING
     # The platform helpers take "" to mean "no webhook" (Telegram: deleteWebhook for polling).
@@ -192,6 +198,13 @@ def connect(
             facts: dict[str, Any] = dict(result.config) if result else {}
             if result and result.detail:
                 facts["detail"] = result.detail
+            if _bot_changed(row.config, facts):
+                # Update ids are per bot: another bot's offset would skip (or wait past) all
+                # of this bot's updates. A poller still holding the old bot's lease loses it,
+                # so its late answer cannot write the old offset back.
+                row.poll_offset = 0
+                row.poller_owner = ""
+                row.poller_lease_until = None
             row.config = {**row.config, **facts}
             if state == ConnectionState.CONNECTED:
                 row.connected_at = connected_since or now
@@ -200,6 +213,13 @@ def connect(
         row.save()
         _audit(actor=actor, connector=row, action=f"connect ({state})")
     return row
+
+
+def _bot_changed(stored: dict | None, facts: dict) -> bool:
+    """Tell whether connect() reported another Telegram bot than the stored one."""
+    if "bot_id" not in facts:
+        return False
+    return str((stored or {}).get("bot_id") or "") != str(facts["bot_id"] or "")
 
 
 def update_secrets(

@@ -12,6 +12,7 @@ from openline.accounts.models import Role
 from openline.accounts.permissions import ACTION, StaffRequest, role_required
 from openline.connectors import setup
 from openline.connectors.registry import platform_for, webhook_url
+from openline.connectors.webhooks import signature_failures
 from openline.core.secrets import SecretsError
 from openline.openchannels.models import (
     ConnectionState,
@@ -41,6 +42,13 @@ STATE_BADGES = {
     ConnectionState.PENDING: "badge-warn",
     ConnectionState.CONNECTED: "badge-ok",
     ConnectionState.ERROR: "badge-danger",
+}
+# What to check when webhook requests fail the signature check.
+SIGNATURE_SECRET = {
+    ConnectorKind.WHATSAPP: "app secret",
+    ConnectorKind.FACEBOOK: "app secret",
+    ConnectorKind.VIBER: "auth token",
+    ConnectorKind.TELEGRAM: "bot token (reconnect to register the webhook again)",
 }
 # Shown in full on the page because it must be pasted elsewhere; it only proves a
 # handshake, it cannot read or send anything.
@@ -167,6 +175,10 @@ def connector_settings(request: StaffRequest, pk: int, kind: str) -> HttpRespons
             "unreadable": unreadable,
             "has_credentials": bool(connector.pk and connector.secrets),
             "polling": connector.mode == ConnectorMode.POLLING,
+            "signature_failures": (
+                signature_failures(connector_id=connector.pk) if connector.pk else 0
+            ),
+            "signature_secret": SIGNATURE_SECRET.get(connector_kind, "credentials"),
             "section": "contact_center",
         },
     )

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
@@ -45,6 +46,11 @@ KICK_WINDOW = 0.5
 _last_kicks: dict[int, float] = {}
 _trailing: dict[int, threading.Timer] = {}
 _kick_lock = threading.Lock()
+# Failed signature checks, counted per connector in the shared cache (Redis in production),
+# never in the database: forged requests must leave no trace in the data. One counter per
+# SIGNATURE_BUCKET seconds; the page sums the buckets of the last SIGNATURE_WINDOW.
+SIGNATURE_BUCKET = 600
+SIGNATURE_WINDOW = 3600
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -99,12 +105,20 @@ def webhook(request: HttpRequest, kind: str, token: str) -> HttpResponse:
     raw = _raw(request, body)
     platform = platform_for(kind)
     if request.method == "GET":
-        return _handshake(connector, platform, raw, secrets)
+        return _handshake(connector, platform, raw)
     try:
         platform.verify(raw, secrets=secrets, config=connector.config)
     except VerificationError as exc:
+        _count_signature_failure(connector.pk)
         status = exc.status if exc.status in (401, 403) else 403
         return _error(status, "signature check failed")
+    # A correctly signed request proves the credentials as well as the handshake does.
+    # Conditional on "pending" in the database too; skipped unless the cached connector is
+    # pending, so a connected connector costs no write per request.
+    if connector.state == ConnectionState.PENDING and mark_confirmed(
+        connector_id=connector.pk, secrets=connector.secrets
+    ):
+        connector.state = ConnectionState.CONNECTED
     try:
         events = platform.parse(raw, config=connector.config)
     except Exception:  # noqa: BLE001 - whatever a malformed body breaks, it is the sender's fault
@@ -201,21 +215,43 @@ def _forget_cached_connectors(**kwargs) -> None:
         _connector_cache.clear()
 
 
-def _handshake(connector, platform, raw: RawRequest, secrets: dict) -> HttpResponse:
+def _handshake(connector, platform, raw: RawRequest) -> HttpResponse:
+    # Handshakes are rare: answer from the database, never from the few-seconds cache, so a
+    # verify token replaced (or a connector disconnected) in another process cannot confirm.
+    connector = Connector.objects.filter(
+        pk=connector.pk,
+        webhook_token=connector.webhook_token,
+        is_enabled=True,
+        channel__is_active=True,
+    ).first()
+    if connector is None:
+        return _not_found()
+    try:
+        secrets = connector_secrets(connector)
+    except Exception:  # noqa: BLE001 - e.g. the key was rotated away
+        return _error(503, "connector credentials unavailable")
     reply = platform.handshake(raw, secrets=secrets, config=connector.config)
     if reply is None:
         return _error(405, "method not allowed")
     if reply.status == 200:
-        # Conditional on "pending" in the database (the cached connector may be older).
-        mark_confirmed(connector_id=connector.pk)
+        # Conditional on "pending" and on the credentials just checked still being saved.
+        mark_confirmed(connector_id=connector.pk, secrets=connector.secrets)
     return HttpResponse(reply.body, status=reply.status, content_type="text/plain")
 
 
-def mark_confirmed(*, connector_id: int) -> bool:
-    """Move a connector waiting for the platform's handshake to "connected"."""
+def mark_confirmed(*, connector_id: int, secrets: str | None = None) -> bool:
+    """Move a connector waiting for the platform's confirmation to "connected".
+
+    ``secrets`` (the stored ciphertext the request was checked against) makes the move
+    conditional on those credentials still being the saved ones: a request checked against
+    credentials replaced meanwhile proves nothing about the new ones.
+    """
     now = timezone.now()
+    waiting = Connector.objects.filter(pk=connector_id, state=ConnectionState.PENDING)
+    if secrets is not None:
+        waiting = waiting.filter(secrets=secrets)
     return bool(
-        Connector.objects.filter(pk=connector_id, state=ConnectionState.PENDING).update(
+        waiting.update(
             state=ConnectionState.CONNECTED,
             connected_at=now,
             last_error="",
@@ -238,3 +274,36 @@ def _mark_alive(connector_id: int) -> None:
         Q(last_event_at__isnull=True)
         | Q(last_event_at__lt=now - dt.timedelta(seconds=LAST_EVENT_EVERY))
     ).update(last_event_at=now)
+
+
+def _signature_keys(connector_id: int, *, now: float | None = None) -> list[str]:
+    bucket = int((time.time() if now is None else now) // SIGNATURE_BUCKET)
+    count = SIGNATURE_WINDOW // SIGNATURE_BUCKET
+    return [f"connectors:sigfail:{connector_id}:{bucket - n}" for n in range(count)]
+
+
+def _count_signature_failure(connector_id: int) -> None:
+    """Count one failed signature check of the connector (cache only; nothing else kept)."""
+    key = _signature_keys(connector_id)[0]
+    try:
+        cache.add(key, 0, timeout=SIGNATURE_WINDOW + SIGNATURE_BUCKET)
+        cache.incr(key)
+    except Exception:  # noqa: BLE001 - a counter must never break the webhook
+        log.warning("connector %s: could not count a failed signature check", connector_id)
+
+
+def signature_failures(*, connector_id: int) -> int:
+    """Return how many requests failed the connector's signature check in the last hour."""
+    try:
+        counts = cache.get_many(_signature_keys(connector_id))
+    except Exception:  # noqa: BLE001 - the page must render without the cache
+        return 0
+    return sum(int(value) for value in counts.values())
+
+
+def forget_signature_failures(*, connector_id: int) -> None:
+    """Reset the count: new credentials start with a clean record."""
+    try:
+        cache.delete_many(_signature_keys(connector_id))
+    except Exception:  # noqa: BLE001 - best effort
+        log.warning("connector %s: could not reset the signature failure count", connector_id)

@@ -10,12 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from openline.conversations.models import Conversation, ConversationStatus, Message, Visitor
 from openline.conversations.outbox import forget_client
 
 ERASED_REASON = "The client's data was deleted"
+
+# Sent inside the erasing transaction, before the identity is blanked, with keyword
+# arguments ``visitor`` (still carrying ``external_id``), ``channel_id``, ``origin`` and
+# ``external_id``: faces that keep copies of what the client sent (the connectors' stored
+# events) forget them in the same transaction.
+visitor_erased = Signal()
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,13 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
     Conversation.objects.filter(pk__in=conversation_ids).update(last_message_preview="")
     already = visitor.erased_at is not None
     if not already:
+        visitor_erased.send(
+            sender=Visitor,
+            visitor=visitor,
+            channel_id=visitor.channel_id,
+            origin=visitor.origin,
+            external_id=visitor.external_id,
+        )
         visitor.name = ""
         visitor.email = ""
         visitor.phone = ""

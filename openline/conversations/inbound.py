@@ -3,7 +3,9 @@
 Every messenger face (``connectors/<platform>/``) turns a platform payload into typed values
 and calls these actions; nothing here sees a payload. Consent by continued conversation:
 the client's first message gets the channel's warning with a link to the exact version;
-their next message confirms it (or, in buttons mode, the "I accept" button does).
+their next message confirms it once the warning was really sent, and only if the platform
+says it was written after that (or, in buttons mode, the "I accept" button naming that
+exact version does). Reactions, edits and service messages never confirm.
 
 An erased client has a blank ``external_id`` (``conversations.erasure``), so when they write
 again they are a new visitor: a fresh profile, a fresh warning, their old consent records stay
@@ -12,7 +14,9 @@ with the pseudonymous old profile.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,8 +28,6 @@ from openline.consent.models import AgreementVersion, ConsentMethod, ConsentReco
 from openline.conversations import outbox
 from openline.conversations.actions import (
     ActionError,
-    can_answer,
-    close_conversation,
     start_conversation,
     touch_visitor,
 )
@@ -33,6 +35,8 @@ from openline.conversations.models import (
     Conversation,
     ConversationStatus,
     Message,
+    OutboxItem,
+    OutboxState,
     SenderKind,
     Visitor,
     VisitorOrigin,
@@ -42,6 +46,11 @@ from openline.conversations.notices import notice
 # Platform events (delivery marks, blocked/unsubscribed) live next door; exported here too,
 # so a face finds every channel-neutral messenger action in this module.
 from openline.conversations.platform_events import record_client_event, record_delivery
+from openline.conversations.withdrawal import (
+    WITHDRAWN_REASON,
+    withdraw_by_keyword,
+    withdraw_on_request,
+)
 from openline.openchannels import policy
 from openline.openchannels.models import MessengerConsentMode, OpenChannel
 from openline.openchannels.services import consent_settings
@@ -50,7 +59,6 @@ ACCEPT = "consent:accept"
 DECLINE = "consent:decline"
 NO_IP_REASON = "Not provided by the platform: messengers do not tell the client's IP address."
 OPERATOR_NO_IP_REASON = "Recorded by an operator on the client's request: no client IP address."
-WITHDRAWN_REASON = "The client withdrew consent"
 LOCAL_BASE = "http://127.0.0.1:8000"
 
 
@@ -187,8 +195,14 @@ def receive_inbound(
     text: str,
     button: str = "",
     source: SourceRef,
+    sent_at: datetime | None = None,
+    content: bool = True,
 ) -> InboundResult:
-    """Store a client's message (once per ``key``), publish it, and apply the consent policy."""
+    """Store a client's message (once per ``key``), publish it, and apply the consent policy.
+
+    ``sent_at`` is when the platform says the client sent it (None: unknown); ``content``
+    False marks a reaction, an edit or a service message: shown, but it never confirms.
+    """
     # The visitor's row lock serialises everything about one client: duplicates, the open
     # conversation, the warning and the consent record are decided one message at a time.
     visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
@@ -216,19 +230,42 @@ def receive_inbound(
         conversation=conversation, sender=SenderKind.VISITOR, text=text, external_id=key
     )
     consent, declined = "", False
+    # Withdrawal is always possible, whatever the channel asks now (Art. 7(3) GDPR).
+    if content and not button and policy.is_withdraw_keyword(channel, text, visitor.language):
+        consent = withdraw_by_keyword(
+            channel=channel,
+            kind=kind,
+            visitor=visitor,
+            conversation=conversation,
+            message=message,
+            source=source,
+        )
+        return InboundResult(visitor, conversation, message, False, consent, declined)
     version = _current_version(channel)
-    if version is not None:
-        step = _Step(channel, kind, visitor, conversation, message, version, source)
-        if not button and policy.is_withdraw_keyword(channel, text, visitor.language):
-            consent = step.withdraw_by_keyword()
-        else:
-            consent, declined = step.consent(button=button, started=started)
+    if version is not None and content:
+        step = _Step(channel, kind, visitor, conversation, message, version, source, sent_at)
+        consent, declined = step.consent(button=button, started=started)
     return InboundResult(visitor, conversation, message, False, consent, declined)
+
+
+def button_payload(action: str, version) -> str:
+    """Return the native button payload naming the action and the exact version warned about."""
+    return f"{action}:{version.id}"
+
+
+def parse_button(button: str) -> tuple[str, int | None]:
+    """Split a pressed payload into (ACCEPT | DECLINE | "", version id or None)."""
+    action, _, tail = (button or "").rpartition(":")
+    if action in (ACCEPT, DECLINE) and tail.isdigit():
+        return action, int(tail)
+    if button in (ACCEPT, DECLINE):
+        return button, None  # a bare payload names no version: ambiguous
+    return "", None
 
 
 def _button_title(button: str, language: str) -> str:
     accept, decline = policy.button_labels(language)
-    return {ACCEPT: accept, DECLINE: decline}.get(button, "")
+    return {ACCEPT: accept, DECLINE: decline}.get(parse_button(button)[0], "")
 
 
 @dataclass
@@ -242,6 +279,7 @@ class _Step:
     message: Message
     version: AgreementVersion
     source: SourceRef
+    sent_at: datetime | None = None
 
     def _say(self, text: str, buttons=()) -> outbox.OutboxItem:
         return outbox.enqueue(conversation=self.conversation, text=text, buttons=buttons)
@@ -257,8 +295,10 @@ class _Step:
             return "", False
         mode = policy.messenger_mode(self.channel)
         warned_current = visitor.warning_version_id == version.id
-        if mode == MessengerConsentMode.BUTTONS:
-            if button == DECLINE and visitor.warning_version_id is not None:
+        awaiting = visitor.awaiting_consent_since is not None
+        action, pressed = parse_button(button)
+        if action == DECLINE:
+            if awaiting and pressed is not None and pressed == visitor.warning_version_id:
                 # No refusal is stored; the caller deletes what was stored of the client.
                 outbox.enqueue(
                     conversation=self.conversation,
@@ -266,15 +306,30 @@ class _Step:
                     final=True,
                 )
                 return "declined", True
-            if button == ACCEPT and warned_current:
-                self._record(ConsentMethod.CLICKED_ACCEPT, mode)
+            # An old warning's button: there is nothing to decline now (never an error).
+            self._say(notice("nothing_to_decline", visitor.language))
+            return "", False
+        if mode == MessengerConsentMode.BUTTONS:
+            if action == ACCEPT and warned_current and awaiting and pressed == version.id:
+                self._record(ConsentMethod.CLICKED_ACCEPT, mode, self._warning_item())
                 self._say(notice("thanks", visitor.language))
                 return "given", False
-            if warned_current:
+            if action == ACCEPT and awaiting:
+                # A bare or another version's "I accept" proves nothing: show the current one.
+                self._warn(mode)
+                return "warned", False
+            if warned_current and awaiting:
                 return "", False  # plain text while awaiting the click confirms nothing
-        elif warned_current:
-            self._record(ConsentMethod.CONTINUED_CHATTING, mode)
-            return "given", False
+        elif warned_current and awaiting:
+            item = self._warning_item()
+            if item is not None and item.state == OutboxState.SENT and item.sent_at:
+                if self.sent_at is None or self.sent_at > item.sent_at:
+                    self._record(ConsentMethod.CONTINUED_CHATTING, mode, item)
+                    return "given", False
+                return "", False  # written before the warning reached them
+            if item is not None and item.state in (OutboxState.PENDING, OutboxState.SENDING):
+                return "", False  # the warning is not out yet: nothing to confirm
+            # The warning never reached them (failed / uncertain / gone): warn again below.
         # A newer version is announced at the start of the next conversation, not in the
         # middle of one the client already consented to; a client still unconfirmed (or never
         # warned) gets the current version's warning straight away.
@@ -293,32 +348,36 @@ class _Step:
         buttons: list[dict] = []
         if mode == MessengerConsentMode.BUTTONS:
             accept, decline = policy.button_labels(visitor.language)
-            buttons = [{"id": ACCEPT, "title": accept}, {"id": DECLINE, "title": decline}]
+            # The payload names the version, so an old warning's button never confirms a new one.
+            buttons = [
+                {"id": button_payload(ACCEPT, self.version), "title": accept},
+                {"id": button_payload(DECLINE, self.version), "title": decline},
+            ]
         self._say(text, buttons)
         self._set_visitor(
             warning_version_id=self.version.id,
             awaiting_consent_since=visitor.awaiting_consent_since or timezone.now(),
         )
 
-    def _warning_message(self) -> Message | None:
+    def _warning_item(self) -> OutboxItem | None:
+        """Return the newest outbox item carrying this version's warning to this client."""
         link = version_link(self.version)
         return (
-            Message.objects.filter(
+            OutboxItem.objects.filter(
                 conversation__visitor=self.visitor,
-                sender=SenderKind.SYSTEM,
-                text__contains=link,
+                message__sender=SenderKind.SYSTEM,
+                message__text__contains=link,
             )
+            .select_related("message")
             .order_by("-id")
             .first()
         )
 
-    def _record(self, method: str, mode: str) -> ConsentRecord:
-        warning = self._warning_message()
-        sent_at = None
-        if warning is not None:
-            sent = warning.outbox.exclude(sent_at=None).order_by("id").first()
-            when = sent.sent_at if sent is not None and sent.sent_at else warning.created_at
-            sent_at = when.isoformat()
+    def _record(self, method: str, mode: str, item: OutboxItem | None) -> ConsentRecord:
+        warning = item.message if item is not None else None
+        # Only a real send time: a queued warning's creation time proves nothing.
+        sent_at = item.sent_at.isoformat() if item is not None and item.sent_at else None
+        warning_text = warning.text if warning is not None else ""
         record = consent_services.record_consent(
             visitor=self.visitor,
             version=self.version,
@@ -340,6 +399,11 @@ class _Step:
                 "mode": mode,
                 "warning_message_id": warning.id if warning else None,
                 "warning_sent_at": sent_at,
+                "warning_text": warning_text,
+                "warning_text_sha256": hashlib.sha256(warning_text.encode()).hexdigest()
+                if warning_text
+                else None,
+                "confirming_message_sent_at": self.sent_at.isoformat() if self.sent_at else None,
                 "confirming_message_key": self.message.external_id,
                 "confirming_message_id": self.message.id,
             },
@@ -348,101 +412,16 @@ class _Step:
         self._set_visitor(awaiting_consent_since=None)
         return record
 
-    def withdraw_by_keyword(self) -> str:
-        visitor = self.visitor
-        latest = consent_services.current_state(
-            visitor=visitor,
-            agreement=self.version.agreement,
-        )
-        if latest is None or latest.state != ConsentState.GIVEN:
-            self._say(notice("nothing_to_withdraw", visitor.language))
-            return ""
-        consent_services.withdraw_consent(
-            visitor=visitor,
-            agreement=self.version.agreement,
-            origin=self.kind,
-            source_type=self.source.type,
-            source_id=self.source.id,
-            source_label=self.source.label,
-            address=conversation_link(self.conversation),
-            ip="",
-            ip_missing_reason=NO_IP_REASON,
-            user_agent="",
-            channel=self.channel,
-            conversation=self.conversation,
-            evidence={
-                "messenger": self.kind,
-                "keyword_message_key": self.message.external_id,
-                "keyword_message_id": self.message.id,
-            },
-            method=ConsentMethod.WITHDRAWN_BY_CLIENT,
-            channel_settings=_settings(self.channel),
-        )
-        _after_withdrawal(self.conversation, visitor, actor=None)
-        return "withdrawn"
-
-
-def _after_withdrawal(conversation: Conversation, visitor: Visitor, *, actor) -> None:
-    """Tell the client, forget the warning (a new one precedes any new consent), close the chat."""
-    text = notice("withdrawn", visitor.language)
-    if conversation.origin == VisitorOrigin.LIVECHAT:
-        outbox.append_message(
-            conversation=conversation, sender=SenderKind.SYSTEM, text=text, to_visitor=True
-        )
-    else:
-        outbox.enqueue(conversation=conversation, text=text)
-    Visitor.objects.filter(pk=visitor.pk).update(
-        warning_version_id=None, awaiting_consent_since=None
-    )
-    visitor.warning_version_id = None
-    visitor.awaiting_consent_since = None
-    if conversation.status != ConversationStatus.CLOSED:
-        close_conversation(conversation=conversation, actor=actor, reason=WITHDRAWN_REASON)
-
-
-@transaction.atomic
-def withdraw_on_request(*, actor, conversation) -> ConsentRecord:
-    """Record the withdrawal a client asked an operator for in the chat; tell them; close it."""
-    conversation = (
-        Conversation.objects.select_for_update(of=("self",))
-        .select_related("channel__agreement", "visitor", "assignee")
-        .get(pk=conversation.pk)
-    )
-    if not can_answer(actor, conversation):
-        raise ActionError("forbidden", "You do not answer this Open Channel.")
-    channel, visitor = conversation.channel, conversation.visitor
-    if channel.agreement_id is None:
-        raise ActionError("no_consent", "This Open Channel does not ask for consent.")
-    latest = consent_services.current_state(visitor=visitor, agreement=channel.agreement)
-    if latest is None or latest.state != ConsentState.GIVEN:
-        raise ActionError("not_given", "The client has no consent in force to withdraw.")
-    record = consent_services.withdraw_consent(
-        visitor=visitor,
-        agreement=channel.agreement,
-        origin=conversation.origin,
-        source_type="conversation",
-        source_id=str(conversation.pk),
-        source_label=f"Chat #{conversation.pk}",
-        address=conversation_link(conversation),
-        ip="",
-        ip_missing_reason=OPERATOR_NO_IP_REASON,
-        user_agent="",
-        channel=channel,
-        conversation=conversation,
-        evidence={"recorded_by_user_id": actor.pk, "recorded_by": str(actor)},
-        method=ConsentMethod.WITHDRAWN_ON_REQUEST,
-        channel_settings=_settings(channel),
-    )
-    _after_withdrawal(conversation, visitor, actor=actor)
-    return record
-
 
 __all__ = [
+    "WITHDRAWN_REASON",
     "ClientRef",
     "InboundResult",
     "SourceRef",
+    "button_payload",
     "conversation_link",
     "get_or_create_client",
+    "parse_button",
     "receive_inbound",
     "record_client_event",
     "record_delivery",

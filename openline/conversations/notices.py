@@ -24,6 +24,13 @@ NOTICES: dict[str, dict[str, str]] = {
         "fr": "Merci, votre consentement a été enregistré. Comment pouvons-nous vous aider ?",
         "es": "Gracias, su consentimiento ha sido registrado. ¿En qué podemos ayudarle?",
     },
+    "nothing_to_decline": {
+        "en": "This button belongs to an earlier notice; there is nothing to decline now.",
+        "ru": "Эта кнопка относится к прежнему уведомлению; сейчас отклонять нечего.",
+        "de": "Diese Schaltfläche gehört zu einem früheren Hinweis; es gibt jetzt nichts abzulehnen.",
+        "fr": "Ce bouton appartient à un avis précédent : il n'y a rien à refuser maintenant.",
+        "es": "Este botón pertenece a un aviso anterior; ahora no hay nada que rechazar.",
+    },
     "declined": {
         "en": "Without your consent to processing of your personal data we cannot chat with you here. What you sent has been deleted.",
         "ru": "Без согласия на обработку персональных данных мы не можем общаться с вами здесь. Отправленные вами данные удалены.",

@@ -4,7 +4,8 @@ A messenger client who received the consent warning but has not confirmed it yet
 (``Visitor.awaiting_consent_since``) already has a CRM item and stored messages. The
 Awaiting consent page lists them per Open Channel, and an administrator or the
 channel's operator can delete their data; the retention job does the same after the
-channel's ``unconfirmed_retention_days``. A client who gave consent is never deleted here.
+channel's ``unconfirmed_retention_days``. A client whose consent to the current version is in
+force is never deleted here.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from openline.accounts.models import Role, User
-from openline.consent.models import Agreement, ConsentRecord, ConsentState
+from openline.consent.models import Agreement, AgreementVersion, ConsentRecord, ConsentState
 from openline.consent.services import current_state
 from openline.conversations import erasure, outbox
 from openline.conversations.models import Conversation, Message, Visitor
@@ -43,17 +44,36 @@ REASON_RETENTION = "Unconfirmed longer than the Open Channel's retention period"
 ERASED_REASON = "The client's data was deleted"
 
 
-def _given_consent():
-    return Exists(ConsentRecord.objects.filter(visitor=OuterRef("pk"), state=ConsentState.GIVEN))
+def _consents_to_channel_version():
+    """True where the visitor's newest record for the channel's consent gives the current version.
+
+    A client re-warned after withdrawing, or who consented only to an older version, is
+    unconfirmed again: they are listed (and deletable) like a new client.
+    """
+    newest_version = (
+        AgreementVersion.objects.filter(agreement_id=OuterRef(OuterRef("channel__agreement_id")))
+        .order_by("-number")
+        .values("pk")[:1]
+    )
+    newest_record = ConsentRecord.objects.filter(
+        visitor=OuterRef(OuterRef("pk")), agreement_id=OuterRef(OuterRef("channel__agreement_id"))
+    ).order_by("-created_at", "-id")
+    return Exists(
+        ConsentRecord.objects.filter(
+            pk=Subquery(newest_record.values("pk")[:1]),
+            state=ConsentState.GIVEN,
+            version_id=Subquery(newest_version),
+        )
+    )
 
 
 def _unconfirmed() -> QuerySet[Visitor]:
-    """Messenger clients waiting for consent who never gave any (and are not erased)."""
+    """Messenger clients waiting for consent to the channel's current version (not erased)."""
     return Visitor.objects.filter(
         awaiting_consent_since__isnull=False,
         erased_at__isnull=True,
         origin__in=MESSENGER_ORIGINS,
-    ).exclude(_given_consent())
+    ).exclude(_consents_to_channel_version())
 
 
 def awaiting_clients(*, user: User, channel: OpenChannel | None = None) -> QuerySet[Visitor]:
@@ -122,11 +142,10 @@ def _consents_now(visitor: Visitor) -> bool:
 def _check_deletable(actor: User | None, visitor: Visitor) -> None:
     if actor is not None and not can_use_channel(actor, visitor.channel_id):
         raise PermissionDenied("You do not answer this client's Open Channel.")
-    # Staff never delete a client who ever consented through this path (the page does not
-    # list them). Openline itself (actor None) also acts on a client's "I decline" to a new
-    # version, so it refuses only a client who consents to the current version right now.
-    ever_gave = ConsentRecord.objects.filter(visitor=visitor, state=ConsentState.GIVEN).exists()
-    if (actor is not None and ever_gave) or (ever_gave and _consents_now(visitor)):
+    # A client whose consent to a current version is in force is never deleted here; one
+    # who withdrew, or consented only to an older version, is unconfirmed again. Their
+    # consent records stay either way (they are immutable proof).
+    if _consents_now(visitor):
         raise ValidationError("This client gave consent; their data is not deleted here.")
     if visitor.awaiting_consent_since is None or visitor.erased_at is not None:
         raise ValidationError("This client is no longer awaiting consent.")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from openline.conversations.inbound import SourceRef
 from openline.conversations.models import Visitor
 from openline.crm.access import MESSENGER_ORIGINS, log_change
-from openline.crm.identities import add_identities, find_matching, parse_identities
-from openline.crm.models import ChangeAction, CrmItem, CrmVisitor
+from openline.crm.identities import Match, add_identities, parse_identities
+from openline.crm.models import ChangeAction, CrmIdentity, CrmItem, CrmVisitor
 from openline.openchannels.models import CrmItemKind
 
 
@@ -40,11 +41,33 @@ def _identities(visitor: Visitor):
         return parse_identities(visitor=visitor)
 
 
+def _match_in_channel(*, identities, channel) -> Match | None:
+    """Find the item owning one of the identities among the items of this Open Channel.
+
+    Only this channel's items (its own, or linked to its visitors or conversations): a phone
+    number or messenger id seen on another Open Channel must not hand this channel's client
+    (and its operators) an item with another channel's history, nor the other way round.
+    """
+    channel_items = CrmItem.objects.filter(
+        Q(source_channel=channel)
+        | Q(visitor_links__visitor__channel=channel)
+        | Q(conversation_links__conversation__channel=channel)
+    )
+    for kind, value, display in identities.pairs():
+        identity = (
+            CrmIdentity.objects.select_related("item")
+            .filter(kind=kind, value=value, item__in=channel_items.values("pk"))
+            .first()
+        )
+        if identity is not None:
+            return Match(item=identity.item, matched_by=kind, value=display)
+    return None
+
+
 def _create_or_link(*, channel, visitor: Visitor) -> CrmItem:
     """Reuse the item owning the client's messenger id (or phone), else create one; link it."""
     identities = _identities(visitor)
-    # Acting as Openline (no actor): a platform-verified id names the same person everywhere.
-    match = find_matching(identities=identities, visitor=None, actor=None).match
+    match = _match_in_channel(identities=identities, channel=channel)
     if match is not None:
         item = match.item
     else:

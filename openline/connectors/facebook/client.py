@@ -25,7 +25,9 @@ def page_id(config: dict) -> str:
 
 def post_message(body: dict[str, Any], *, secrets: dict, config: dict) -> str:
     """POST one Send API message from the page and return its message id (mid)."""
-    data = graph_call("POST", f"{page_id(config)}/messages", token=_token(secrets), body=body)
+    data = graph_call(
+        "POST", f"{page_id(config)}/messages", token=_token(secrets), body=body, sends=True
+    )
     mid = data.get("message_id")
     if isinstance(mid, str) and mid:
         return mid

@@ -45,8 +45,8 @@ class TelegramPlatform:
         inbound.verify(request, secrets=secrets)
 
     def parse(self, request: RawRequest, *, config: dict) -> list[InboundEvent]:
-        """Turn one Update into one typed event."""
-        return inbound.parse(request)
+        """Turn one Update into one typed event keyed "<bot_id>:<update_id>"."""
+        return inbound.parse(request, config=config)
 
     def send(self, outgoing: Outgoing, *, secrets: dict, config: dict) -> str:
         """Send plain text (and inline buttons); return the message_id."""
@@ -64,9 +64,11 @@ class TelegramPlatform:
         """Return the identity unchanged: every update already carries the name."""
         return client
 
-    def poll(self, *, secrets: dict, offset: int, timeout: int) -> tuple[list[InboundEvent], int]:
+    def poll(
+        self, *, secrets: dict, offset: int, timeout: int, config: dict | None = None
+    ) -> tuple[list[InboundEvent], int]:
         """Long-poll getUpdates once; return the events and the next offset."""
-        return inbound.poll(secrets=secrets, offset=offset, timeout=timeout)
+        return inbound.poll(secrets=secrets, offset=offset, timeout=timeout, config=config)
 
     def acknowledge(
         self, event: InboundEvent, *, secrets: dict, config: dict | None = None, text: str = ""

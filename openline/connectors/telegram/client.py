@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from openline.connectors.base import TransportError
+from openline.connectors.base import AFTER_WRITE_ERRORS, TransportError, delivery_uncertain
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +55,29 @@ def _token(secrets: dict) -> str:
 
 
 def call(
-    secrets: dict, method: str, payload: dict[str, Any], *, timeout: float | None = None
+    secrets: dict,
+    method: str,
+    payload: dict[str, Any],
+    *,
+    timeout: float | None = None,
+    sends: bool = False,
 ) -> Any:
-    """Call a Bot API method and return its ``result``, or raise TransportError."""
+    """Call a Bot API method and return its ``result``, or raise TransportError.
+
+    ``sends``: the call delivers a message, so a failure after the request was written
+    is "delivery uncertain" (permanent), never retried into a duplicate.
+    """
     token = _token(secrets)
     base = settings.OPENLINE_TELEGRAM_API_URL.rstrip("/")
     limit = float(settings.OPENLINE_MESSENGER_TIMEOUT) if timeout is None else timeout
     try:
         response = httpx.post(f"{base}/bot{token}/{method}", json=payload, timeout=limit)
-    except httpx.TimeoutException:
-        # "from None": the chained httpx error would carry the URL, i.e. the token.
-        raise TransportError(f"Telegram did not answer {method} in time.") from None
     except httpx.HTTPError as exc:
+        # "from None": the chained httpx error would carry the URL, i.e. the token.
+        if sends and isinstance(exc, AFTER_WRITE_ERRORS):
+            raise delivery_uncertain() from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise TransportError(f"Telegram did not answer {method} in time.") from None
         detail = scrub(str(exc) or type(exc).__name__, token)
         raise TransportError(f"Telegram is unreachable ({method}): {detail}") from None
     return _result(response, method, token)

@@ -44,6 +44,18 @@ MEDIA_KINDS = (
     "story",
 )
 
+# Fields any message may carry besides its content: they never name a service message.
+MESSAGE_METADATA = frozenset(
+    {
+        "message_id", "message_thread_id", "from", "sender_chat", "chat", "date", "edit_date",
+        "business_connection_id", "sender_business_bot", "sender_boost_count", "via_bot",
+        "reply_to_message", "external_reply", "quote", "reply_to_story", "forward_origin",
+        "is_topic_message", "is_automatic_forward", "has_protected_content", "is_from_offline",
+        "media_group_id", "author_signature", "entities", "caption_entities", "reply_markup",
+        "link_preview_options", "effect_id", "has_media_spoiler", "show_caption_above_media",
+    }
+)  # fmt: skip
+
 
 def verify(request: RawRequest, *, secrets: dict) -> None:
     """Raise VerificationError unless the secret-token header matches (constant time)."""
@@ -57,19 +69,34 @@ def verify(request: RawRequest, *, secrets: dict) -> None:
         raise VerificationError("The Telegram secret-token header does not match.", status=403)
 
 
-def parse(request: RawRequest) -> list[InboundEvent]:
+def parse(request: RawRequest, *, config: dict | None = None) -> list[InboundEvent]:
     """Turn one webhook body (one Update) into typed events; ValueError when malformed."""
     try:
         update = json.loads(request.body)
     except RecursionError:
         raise ValueError("The update is nested too deeply.") from None
-    return [parse_update(update)]
+    return [parse_update(update, bot_id=bot_id_of(config))]
 
 
-def parse_update(update: Any) -> InboundEvent:
-    """Turn one decoded Update into a typed event keyed by its update_id."""
+def bot_id_of(config: dict | None) -> str:
+    """Return config["bot_id"] (stored from getMe at connect) as text, or "" when unknown."""
+    value = (config or {}).get("bot_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return value.strip()
+    return ""
+
+
+def event_key(update_id: int, bot_id: str = "") -> str:
+    """Key an update by bot: update_ids are per bot, so another bot's may repeat them."""
+    return f"{bot_id}:{update_id}" if bot_id else str(update_id)
+
+
+def parse_update(update: Any, *, bot_id: str = "") -> InboundEvent:
+    """Turn one decoded Update into a typed event keyed by "<bot_id>:<update_id>"."""
     update = _obj(update, "update")
-    key = str(_int(update.get("update_id"), "update_id"))
+    key = event_key(_int(update.get("update_id"), "update_id"), bot_id)
     if "message" in update:
         return _message(key, _obj(update["message"], "message"))
     if "edited_message" in update:
@@ -84,8 +111,11 @@ def parse_update(update: Any) -> InboundEvent:
     return _ignored(key)
 
 
-def poll(*, secrets: dict, offset: int, timeout: int) -> tuple[list[InboundEvent], int]:
+def poll(
+    *, secrets: dict, offset: int, timeout: int, config: dict | None = None
+) -> tuple[list[InboundEvent], int]:
     """Long-poll getUpdates once; return the events and the offset for the next call."""
+    bot_id = bot_id_of(config)
     # The HTTP timeout must outlast the long poll itself, or every empty poll "fails".
     limit = float(timeout) + float(settings.OPENLINE_MESSENGER_TIMEOUT)
     payload = {"offset": offset, "timeout": timeout, "allowed_updates": client.ALLOWED_UPDATES}
@@ -99,12 +129,12 @@ def poll(*, secrets: dict, offset: int, timeout: int) -> tuple[list[InboundEvent
         if isinstance(update_id, int) and not isinstance(update_id, bool):
             next_offset = max(next_offset, update_id + 1)
         try:
-            events.append(parse_update(update))
+            events.append(parse_update(update, bot_id=bot_id))
         except ValueError as exc:
             # One bad update must not stall the bot forever: acknowledge it by moving past it.
             logger.warning("Skipping a malformed Telegram update: %s", exc)
             if isinstance(update_id, int) and not isinstance(update_id, bool):
-                events.append(_ignored(str(update_id)))
+                events.append(_ignored(event_key(update_id, bot_id)))
     return events, next_offset
 
 
@@ -115,12 +145,14 @@ def _message(key: str, message: dict) -> InboundEvent:
         # Groups and channels are not client conversations.
         return _ignored(key)
     identity = _identity(chat, sender)
+    text, content = _text(message)
     return InboundMessage(
         key=key,
         client=identity,
-        text=_text(message),
+        text=text,
         sent_at=_date(message.get("date")),
         platform_message_id=str(_int(message.get("message_id"), "message_id")),
+        content=content,
     )
 
 
@@ -174,15 +206,27 @@ def _identity(chat: dict, sender: Any) -> ClientIdentity:
     )
 
 
-def _text(message: dict) -> str:
+def _text(message: dict) -> tuple[str, bool]:
+    """Return (text for the operator, whether the client wrote something)."""
     text = message.get("text")
     if isinstance(text, str) and text:
-        return _clean(text)
+        return _clean(text), True
     caption = _opt_str(message.get("caption"))
     for kind in MEDIA_KINDS:
         if kind in message:
-            return f"[{kind}] {caption}".strip()
-    return f"[message] {caption}".strip()
+            return f"[{kind}] {caption}".strip(), True
+    if caption:
+        return f"[message] {caption}", True
+    # A service message (auto-delete timer set, message pinned, chat members...): no content.
+    return f"[{_service_kind(message)}]", False
+
+
+def _service_kind(message: dict) -> str:
+    """Name the service field of a message without text, caption or media ("service")."""
+    for name in message:
+        if isinstance(name, str) and name not in MESSAGE_METADATA and name.isidentifier():
+            return name[:64]
+    return "service"
 
 
 def _label(message: Any, data: str) -> str:

@@ -17,7 +17,7 @@ _NUMERIC = re.compile(r"-?\d+")
 def send(outgoing: Outgoing, *, secrets: dict) -> str:
     """Send one message with sendMessage; return Telegram's message_id as text."""
     payload = message_payload(outgoing)
-    result = client.call(secrets, "sendMessage", payload)
+    result = client.call(secrets, "sendMessage", payload, sends=True)
     message_id = result.get("message_id") if isinstance(result, dict) else None
     if isinstance(message_id, bool) or not isinstance(message_id, int):
         raise TransportError("Telegram accepted the message but returned no message_id.")

@@ -152,19 +152,25 @@ def first_message(kind: str) -> dict:
 def next_message(kind: str, text: str, n: int = 1) -> dict:
     """The same client's ``n``-th next message (a new platform id) saying ``text``."""
     payload = copy.deepcopy(first_message(kind))
+    # Written now (plus a moment): only a message sent after the warning went out confirms it.
+    now = time.time() + 2
     if kind == "telegram":
         payload["update_id"] += n
         payload["message"]["message_id"] += n
         payload["message"]["text"] = text
+        payload["message"]["date"] = int(now)
     elif kind == "whatsapp":
         msg = payload["entry"][0]["changes"][0]["value"]["messages"][0]
         msg["id"] = f"wamid.NEXT{n:04d}"
         msg["text"]["body"] = text
+        msg["timestamp"] = str(int(now))
     elif kind == "facebook":
+        payload["entry"][0]["messaging"][0]["timestamp"] = int(now * 1000)
         msg = payload["entry"][0]["messaging"][0]["message"]
         msg["mid"] = f"m_NEXT{n:04d}"
         msg["text"] = text
     else:
         payload["message_token"] += n
         payload["message"]["text"] = text
+        payload["timestamp"] = int(now * 1000)
     return payload

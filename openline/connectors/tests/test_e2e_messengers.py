@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from openline.connectors.models import InboundEvent
-from openline.connectors.registry import webhook_url
+from openline.connectors.registry import connector_secrets, webhook_url
 from openline.connectors.tests.e2e import (
     FIRST_MESSAGE,
     Messengers,
@@ -87,6 +87,8 @@ def test_first_message_warns_second_confirms_redelivery_changes_nothing(
     assert visitor.awaiting_consent_since is not None
     item_link = CrmVisitor.objects.get(visitor=visitor)
     assert not ConsentRecord.objects.exists()
+    # Only a warning recorded as sent can be confirmed.
+    eventually(lambda: OutboxItem.objects.filter(state="sent").exists())
 
     assert messengers.send(kind, next_message(kind, "Yes, go on")).status_code == 200
     record = eventually(lambda: ConsentRecord.objects.first())
@@ -174,9 +176,11 @@ def test_buttons_mode_accept_records_a_click(stack, messengers, buttons_mode):
     pressed = [
         b["callback_data"] for row in warning["reply_markup"]["inline_keyboard"] for b in row
     ]
-    assert pressed == ["consent:accept", "consent:decline"]
+    version = buttons_mode.agreement.current_version
+    # The payload names the version warned about.
+    assert pressed == [f"consent:accept:{version.id}", f"consent:decline:{version.id}"]
 
-    assert messengers.send("telegram", _press("consent:accept")).status_code == 200
+    assert messengers.send("telegram", _press(pressed[0])).status_code == 200
     record = eventually(lambda: ConsentRecord.objects.first())
     assert (record.state, record.method, record.origin) == ("given", "clicked_accept", "telegram")
     # The press is acknowledged so the client's button stops spinning.
@@ -191,7 +195,8 @@ def test_buttons_mode_decline_deletes_the_client_and_stores_no_refusal(
     visitor = eventually(lambda: visitor_of("telegram"))
     assert CrmVisitor.objects.filter(visitor=visitor).exists()
 
-    assert messengers.send("telegram", _press("consent:decline")).status_code == 200
+    version = buttons_mode.agreement.current_version
+    assert messengers.send("telegram", _press(f"consent:decline:{version.id}")).status_code == 200
     processed(2)
     visitor.refresh_from_db()
     assert visitor.erased_at is not None
@@ -204,6 +209,7 @@ def test_buttons_mode_decline_deletes_the_client_and_stores_no_refusal(
 def test_the_withdrawal_keyword_records_a_withdrawal_and_tells_the_client(stack, messengers):
     kind = "viber"
     assert messengers.send(kind, first_message(kind)).status_code == 200
+    eventually(lambda: OutboxItem.objects.filter(state="sent").exists())
     assert messengers.send(kind, next_message(kind, "ok")).status_code == 200
     eventually(lambda: ConsentRecord.objects.filter(state="given").exists())
     told_before = len(stack.fake.wait_for(SEND_PATHS[kind], timeout=40))
@@ -245,3 +251,25 @@ def test_whatsapp_unicode_escapes_signed_over_raw_bytes_reach_the_inbox(stack, m
     assert "\U0001f60a" in message.text
     assert message.conversation.visitor.name == "Zoë"
     stack.fake.wait_for(SEND_PATHS["whatsapp"], timeout=40)
+
+
+def test_the_lean_webhook_path_keeps_every_rule_over_real_http(stack, messengers):
+    """The server's thread-pool path for /hooks/ (connectors/asgi.py) answers like the view."""
+    connector = messengers["telegram"]
+    url = webhook_url(connector, stack.server.url)
+    secret = {"X-Telegram-Bot-Api-Secret-Token": connector_secrets(connector)["secret_token"]}
+    # Over the body limit: refused before anything is read into the view or stored.
+    big = httpx.post(url, content=b"{" + b" " * (1024 * 1024 + 10) + b"}", headers=secret)
+    assert big.status_code == 413
+    # Unknown token, and a GET for a platform without a handshake: no trace either way.
+    assert httpx.post(url.replace(connector.webhook_token, "nope"), json={}).status_code == 404
+    assert httpx.get(url, headers=secret).status_code == 405
+    assert httpx.post(url, content=b"{not json", headers=secret).status_code == 400
+    assert not InboundEvent.objects.exists()
+    # A well-formed signed update is stored once, however often it is delivered at once.
+    update = first_message("telegram")
+    with httpx.Client() as client:
+        answers = [client.post(url, json=update, headers=secret) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].json() == {"ok": True}
+    assert InboundEvent.objects.count() == 1

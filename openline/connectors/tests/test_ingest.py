@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from openline.connectors import ingest
-from openline.connectors.base import ClientIdentity, InboundMessage, StatusEvent
+from openline.connectors.base import ClientIdentity, InboundMessage, StatusEvent, event_to_json
 from openline.connectors.models import InboundEvent
 from openline.connectors.tests.helpers import answer_platform_apis, connect
 from openline.conversations.models import Message, OutboxItem, Visitor
@@ -105,3 +105,142 @@ def test_strings_that_no_database_stores_are_cleaned_before_storing(telegram):
     stored = InboundEvent.objects.get(event_key="30").event
     assert stored["text"] == "nul and lone \ufffd surrogate"
     assert stored["client"]["name"] == "Zoë"
+
+
+def _send_warnings(visitor) -> None:
+    from openline.conversations.tests.inbound_helpers import send_outbox
+
+    send_outbox(visitor)
+
+
+def test_processed_events_keep_only_their_key_and_state(telegram):
+    ingest.store_events(connector=telegram, events=[message("p1", "My phone is +4915112345678")])
+
+    ingest.process_pending(connector_id=telegram.pk)
+
+    row = InboundEvent.objects.get(event_key="p1")
+    assert (row.state, row.event) == ("done", {})
+    # A redelivery of the same key is still recognised and changes nothing.
+    assert ingest.store_events(connector=telegram, events=[message("p1", "again")]) == 1
+    assert ingest.process_pending(connector_id=telegram.pk).done == 0
+    assert InboundEvent.objects.get(event_key="p1").event == {}
+
+
+def test_erasing_a_client_blanks_their_unprocessed_events(telegram, administrator):
+    from openline.conversations.erasure import erase_visitor
+
+    ingest.store_events(connector=telegram, events=[message("e1", "hello")])
+    ingest.process_pending(connector_id=telegram.pk)
+    visitor = Visitor.objects.get(external_id="111222333")
+    broken = message("e2", "my address is Hauptstr. 1")
+    ingest.store_events(connector=telegram, events=[broken, message("e3", "other", "777")])
+    InboundEvent.objects.filter(event_key="e2").update(state="failed", attempts=8)
+    # A row processed by an older release (which kept the payload) is blanked too.
+    InboundEvent.objects.filter(event_key="e1").update(event=event_to_json(message("e1", "hi")))
+
+    erase_visitor(actor=administrator, visitor=visitor)
+
+    row = InboundEvent.objects.get(event_key="e2")
+    assert (row.state, row.event) == ("ignored", {})
+    old = InboundEvent.objects.get(event_key="e1")
+    assert (old.state, old.event) == ("done", {})
+    other = InboundEvent.objects.get(event_key="e3")
+    assert other.state == "pending" and other.event["client"]["external_id"] == "777"
+
+
+def test_events_of_a_disconnected_connector_are_ignored_and_blanked(telegram):
+    from openline.openchannels.models import Connector
+
+    ingest.store_events(connector=telegram, events=[message("d1", "late")])
+    Connector.objects.filter(pk=telegram.pk).update(state="not_connected")
+
+    ingest.process_pending(connector_id=telegram.pk)
+
+    row = InboundEvent.objects.get(event_key="d1")
+    assert (row.state, row.event) == ("ignored", {})
+    assert not Visitor.objects.filter(external_id="111222333").exists()
+
+
+def test_the_platforms_send_time_decides_whether_a_message_confirms(telegram):
+    from openline.consent.models import ConsentRecord
+
+    ingest.store_events(connector=telegram, events=[message("t1", "hello")])
+    ingest.process_pending(connector_id=telegram.pk)
+    visitor = Visitor.objects.get(external_id="111222333")
+    _send_warnings(visitor)
+    sent = OutboxItem.objects.get(conversation__visitor=visitor).sent_at
+    identity = ClientIdentity(external_id="111222333", name="Ivan", language="en")
+    before = InboundMessage(
+        key="t2", client=identity, text="crossed", sent_at=sent - dt.timedelta(seconds=2)
+    )
+    after = InboundMessage(
+        key="t3", client=identity, text="ok", sent_at=sent + dt.timedelta(seconds=2)
+    )
+
+    ingest.store_events(connector=telegram, events=[before])
+    ingest.process_pending(connector_id=telegram.pk)
+    assert not ConsentRecord.objects.exists()
+    ingest.store_events(connector=telegram, events=[after])
+    ingest.process_pending(connector_id=telegram.pk)
+    record = ConsentRecord.objects.get()
+    assert record.evidence["confirming_message_key"] == "t3"
+
+
+def test_a_stale_decline_button_is_handled_not_retried(telegram, administrator):
+    telegram.channel.messenger_consent_mode = "buttons"
+    telegram.channel.save(update_fields=["messenger_consent_mode"])
+    identity = ClientIdentity(external_id="111222333", name="Ivan", language="en")
+    ingest.store_events(connector=telegram, events=[message("s1", "hello")])
+    ingest.process_pending(connector_id=telegram.pk)
+    visitor = Visitor.objects.get(external_id="111222333")
+    _send_warnings(visitor)
+    version = telegram.channel.agreement.current_version
+    accept = InboundMessage(
+        key="s2", client=identity, text="", button=f"consent:accept:{version.id}"
+    )
+    decline = InboundMessage(
+        key="s3", client=identity, text="", button=f"consent:decline:{version.id}"
+    )
+
+    ingest.store_events(connector=telegram, events=[accept, decline])
+    outcome = ingest.process_pending(connector_id=telegram.pk)
+
+    assert (outcome.done, outcome.failed) == (2, 0)
+    assert set(InboundEvent.objects.values_list("state", flat=True)) == {"done"}
+    assert Visitor.objects.get(pk=visitor.pk).erased_at is None
+
+
+def test_declining_deletes_the_client_and_every_stored_copy(telegram):
+    telegram.channel.messenger_consent_mode = "buttons"
+    telegram.channel.save(update_fields=["messenger_consent_mode"])
+    identity = ClientIdentity(external_id="111222333", name="Ivan", language="en")
+    ingest.store_events(connector=telegram, events=[message("x1", "hello")])
+    ingest.process_pending(connector_id=telegram.pk)
+    visitor = Visitor.objects.get(external_id="111222333")
+    version = telegram.channel.agreement.current_version
+    decline = InboundMessage(
+        key="x2", client=identity, text="", button=f"consent:decline:{version.id}"
+    )
+
+    ingest.store_events(connector=telegram, events=[decline])
+    ingest.process_pending(connector_id=telegram.pk)
+
+    assert Visitor.objects.get(pk=visitor.pk).erased_at is not None
+    assert list(InboundEvent.objects.values_list("event", flat=True)) == [{}, {}]
+
+
+def test_a_reaction_is_shown_but_never_confirms(telegram):
+    from openline.consent.models import ConsentRecord
+
+    ingest.store_events(connector=telegram, events=[message("c1", "hello")])
+    ingest.process_pending(connector_id=telegram.pk)
+    visitor = Visitor.objects.get(external_id="111222333")
+    _send_warnings(visitor)
+    identity = ClientIdentity(external_id="111222333", name="Ivan", language="en")
+    reaction = InboundMessage(key="c2", client=identity, text="[reaction 👎]", content=False)
+
+    ingest.store_events(connector=telegram, events=[reaction])
+    ingest.process_pending(connector_id=telegram.pk)
+
+    assert Message.objects.filter(conversation__visitor=visitor, text="[reaction 👎]").exists()
+    assert not ConsentRecord.objects.exists()

@@ -272,7 +272,25 @@ def test_a_disconnected_messenger_fails_the_send_permanently(db, channel, platfo
     item = queued(conversation, "Hello")
     assert sender.send_item(item_id=item.pk).state == "failed"
     item.refresh_from_db()
-    assert item.permanent and "not connected" in item.last_error
+    assert item.permanent and item.last_error == "The messenger is disconnected."
+    assert not sends(platform, "telegram")
+
+
+@pytest.mark.parametrize(
+    "change", [{"is_enabled": False}, {"state": "not_connected"}], ids=["disabled", "state"]
+)
+def test_a_switched_off_connector_with_credentials_left_sends_nothing(
+    db, channel, platform, change
+):
+    from openline.openchannels.models import Connector
+
+    conversation = conversation_on(channel, "telegram")
+    # Credentials still stored (e.g. another process's view, or a partial disconnect).
+    Connector.objects.filter(kind="telegram").update(**change)
+    item = queued(conversation, "Hello")
+    assert sender.send_item(item_id=item.pk).state == "failed"
+    item.refresh_from_db()
+    assert item.permanent and item.last_error == "The messenger is disconnected."
     assert not sends(platform, "telegram")
 
 

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from openline.connectors import setup
 from openline.connectors.tests.helpers import (
@@ -17,7 +18,7 @@ from openline.connectors.tests.helpers import (
 from openline.connectors.tests.helpers import connect as connect_messenger
 from openline.core import secrets as vault
 from openline.openchannels.models import Connector
-from openline.testing.fake_platforms import Answer
+from openline.testing.fake_platforms import Answer, fixture
 
 BASE = "https://openline.example"
 
@@ -306,3 +307,45 @@ def test_no_service_switches_a_messenger_on_without_credentials(db, channel, adm
     with pytest.raises(ValidationError):
         set_connector(actor=administrator, channel=channel, kind="telegram", is_enabled=True)
     assert not Connector.objects.filter(kind="telegram").exists()
+
+
+def test_a_new_meta_app_secret_waits_for_the_platform_again(db, channel, platform, administrator):
+    connector = connect_messenger(channel, "facebook", base=BASE)
+    verify = {"hub.mode": "subscribe", "hub.challenge": "7"}
+    verify["hub.verify_token"] = SECRETS["facebook"]["verify_token"]
+    assert Client().get(f"/hooks/facebook/{connector.webhook_token}/", verify).status_code == 200
+    # The handshake proves the verify token only; a new app secret is unproven until Meta
+    # calls again (handshake) or signs an event with it.
+    changed = setup.update_secrets(
+        actor=administrator,
+        connector=Connector.objects.get(pk=connector.pk),
+        secrets={"app_secret": "a-new-app-secret-0004"},
+        base=BASE,
+    )
+    assert changed.state == "pending" and changed.connected_at is None
+
+
+def test_switching_to_another_telegram_bot_starts_polling_from_the_beginning(
+    db, channel, platform, administrator
+):
+    connector = connect_messenger(channel, "telegram", base=BASE, mode="polling")
+    Connector.objects.filter(pk=connector.pk).update(
+        poll_offset=900001, poller_owner="old-poller", poller_lease_until=timezone.now()
+    )
+    # The same bot again: its offset stays (resetting would refetch confirmed updates).
+    same = setup.update_secrets(actor=administrator, connector=connector, secrets={}, base=BASE)
+    assert same.poll_offset == 900001 and same.poller_owner == "old-poller"
+    other_bot = fixture("telegram_get_me_response.json")
+    other_bot["result"] = {**other_bot["result"], "id": 555000777, "username": "other_bot"}
+    platform.route("POST", r"/bot[^/]+/getMe", other_bot)
+    switched = setup.update_secrets(
+        actor=administrator,
+        connector=same,
+        secrets={"bot_token": "555000777:AAAnotherFakeTokenForTests0123456"},
+        base=BASE,
+    )
+    assert switched.config["bot_id"] == 555000777
+    # The other bot's update ids start anywhere: the old offset would skip or wait past them,
+    # and the old bot's poller must not write its offset back.
+    assert switched.poll_offset == 0
+    assert switched.poller_owner == "" and switched.poller_lease_until is None

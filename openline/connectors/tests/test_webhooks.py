@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +25,8 @@ from openline.connectors.tests.helpers import (
     connect,
     signature_headers,
 )
-from openline.openchannels.models import ConnectionState
+from openline.core import secrets as vault
+from openline.openchannels.models import ConnectionState, Connector
 from openline.testing.fake_platforms import fixture
 
 FIRST_MESSAGE = {
@@ -276,3 +280,108 @@ def test_fuzzed_telegram_bodies_get_a_4xx_never_a_500(connected, body):
 def test_fuzzed_signed_meta_and_viber_bodies_get_a_4xx_never_a_500(connected, body, kind):
     response = post(connected[kind], body)
     assert response.status_code in (200, 400), response.content
+
+
+# ----- connection state: signatures, handshake, the few-seconds cache ------------------------
+
+
+@pytest.fixture
+def clean_cache():
+    """Rolled-back tests reuse connector ids: start with no signature failure counts."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _forge(connector):
+    payload = fixture(FIRST_MESSAGE[connector.kind])
+    forged = {"telegram": "not-the-secret", "viber": "0" * 64}.get(
+        connector.kind, "sha256=" + "0" * 64
+    )
+    header = SIGNATURE_HEADER[connector.kind].removeprefix("HTTP_").replace("_", "-").title()
+    return post(connector, payload, sign=False, headers={header: forged})
+
+
+def test_signature_failures_are_counted_in_the_cache_and_shown_on_the_page(
+    connected, clean_cache, admin_client
+):
+    connector = connected["whatsapp"]
+    before = Connector.objects.filter(pk=connector.pk).values().get()
+    for _ in range(3):
+        assert _forge(connector).status_code in (401, 403)
+    assert webhooks.signature_failures(connector_id=connector.pk) == 3
+    # Nothing of the forged requests reaches the database, not even on the connector row.
+    assert Connector.objects.filter(pk=connector.pk).values().get() == before
+    assert not InboundEvent.objects.exists()
+    page = admin_client.get(
+        f"/console/contact-center/{connector.channel_id}/connectors/whatsapp/"
+    ).content.decode()
+    assert "3 requests failed the signature check in the last hour" in page
+    assert "check the app secret" in page
+    # Other connectors keep their own count.
+    assert webhooks.signature_failures(connector_id=connected["viber"].pk) == 0
+
+
+def test_a_correctly_signed_post_confirms_a_pending_meta_connector(connected, clean_cache):
+    connector = connected["facebook"]
+    assert connector.state == ConnectionState.PENDING
+    assert _forge(connector).status_code in (401, 403)
+    connector.refresh_from_db()
+    assert connector.state == ConnectionState.PENDING  # a forgery proves nothing
+    assert post(connector, fixture(FIRST_MESSAGE["facebook"])).status_code == 200
+    connector.refresh_from_db()
+    assert connector.state == ConnectionState.CONNECTED and connector.connected_at is not None
+
+
+def test_a_connected_connector_costs_no_state_write_per_request(connected):
+    connector = connected["viber"]
+    assert connector.state == ConnectionState.CONNECTED
+    assert post(connector, fixture(FIRST_MESSAGE["viber"])).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        again = fixture(FIRST_MESSAGE["viber"])
+        again["message_token"] = int(again["message_token"]) + 1
+        assert post(connector, again).status_code == 200
+    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    assert not any("openchannels_connector" in sql for sql in updates), updates
+
+
+def test_the_handshake_reads_the_verify_token_from_the_database(connected):
+    connector = connected["whatsapp"]
+    old_token = connector_secrets(connector)["verify_token"]
+    query = {"hub.mode": "subscribe", "hub.challenge": "42", "hub.verify_token": "wrong"}
+    assert Client().get(_path(connector), query).status_code == 403  # fills the cache
+    # Another process replaces the verify token: no signal reaches this process's cache.
+    secrets = {**connector_secrets(connector), "verify_token": "a-replaced-verify-token"}
+    Connector.objects.filter(pk=connector.pk).update(secrets=vault.encrypt_json(secrets))
+    stale = Client().get(_path(connector), {**query, "hub.verify_token": old_token})
+    assert stale.status_code == 403
+    connector.refresh_from_db()
+    assert connector.state == ConnectionState.PENDING
+    fresh = Client().get(_path(connector), {**query, "hub.verify_token": "a-replaced-verify-token"})
+    assert fresh.status_code == 200
+    connector.refresh_from_db()
+    assert connector.state == ConnectionState.CONNECTED
+
+
+def test_a_handshake_after_a_disconnect_elsewhere_confirms_nothing(connected):
+    connector = connected["whatsapp"]
+    token = connector_secrets(connector)["verify_token"]
+    query = {"hub.mode": "subscribe", "hub.challenge": "42", "hub.verify_token": "wrong"}
+    assert Client().get(_path(connector), query).status_code == 403  # fills the cache
+    Connector.objects.filter(pk=connector.pk).update(is_enabled=False)
+    answered = Client().get(_path(connector), {**query, "hub.verify_token": token})
+    assert answered.status_code == 404
+    connector.refresh_from_db()
+    assert connector.state == ConnectionState.PENDING
+
+
+def test_a_request_checked_against_replaced_credentials_confirms_nothing(connected, clean_cache):
+    connector = connected["whatsapp"]
+    payload = fixture(FIRST_MESSAGE["whatsapp"])
+    assert _forge(connector).status_code in (401, 403)  # fills this process's cache
+    # Another process saves a new app secret; this process still checks the old one.
+    secrets = {**connector_secrets(connector), "app_secret": "a-new-app-secret-0005"}
+    Connector.objects.filter(pk=connector.pk).update(secrets=vault.encrypt_json(secrets))
+    assert post(connector, payload).status_code == 200
+    connector.refresh_from_db()
+    assert connector.state == ConnectionState.PENDING

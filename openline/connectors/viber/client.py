@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from openline.connectors.base import TransportError
+from openline.connectors.base import AFTER_WRITE_ERRORS, TransportError, delivery_uncertain
 
 AUTH_HEADER = "X-Viber-Auth-Token"
 
@@ -56,8 +56,14 @@ def _token(secrets: dict) -> str:
     return token.strip()
 
 
-def call(secrets: dict, endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """POST to /pa/<endpoint>; return the body when status is 0, else raise TransportError."""
+def call(
+    secrets: dict, endpoint: str, payload: dict[str, Any], *, sends: bool = False
+) -> dict[str, Any]:
+    """POST to /pa/<endpoint>; return the body when status is 0, else raise TransportError.
+
+    ``sends``: the call delivers a message, so a failure after the request was written
+    is "delivery uncertain" (permanent), never retried into a duplicate.
+    """
     token = _token(secrets)
     base = settings.OPENLINE_VIBER_API_URL.rstrip("/")
     try:
@@ -67,9 +73,11 @@ def call(secrets: dict, endpoint: str, payload: dict[str, Any]) -> dict[str, Any
             headers={AUTH_HEADER: token},
             timeout=float(settings.OPENLINE_MESSENGER_TIMEOUT),
         )
-    except httpx.TimeoutException:
-        raise TransportError(f"Viber did not answer {endpoint} in time.") from None
     except httpx.HTTPError as exc:
+        if sends and isinstance(exc, AFTER_WRITE_ERRORS):
+            raise delivery_uncertain() from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise TransportError(f"Viber did not answer {endpoint} in time.") from None
         detail = (str(exc) or type(exc).__name__).replace(token, "<token>")
         raise TransportError(f"Viber is unreachable ({endpoint}): {detail}") from None
     return _result(response, endpoint)

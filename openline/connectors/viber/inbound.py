@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +21,10 @@ from openline.connectors.base import (
 
 SIGNATURE_HEADER = "x-viber-content-signature"
 
-# Button payloads Openline uses on every platform; a Viber reply button sends its ActionBody
-# as the client's text, so these texts are taken as presses even without tracking data.
-NATIVE_BUTTONS = ("consent:accept", "consent:decline")
+# The consent buttons' payloads ("consent:accept:<version_id>", bare on old warnings); a Viber
+# reply button sends its ActionBody as the client's text, so such a text is taken as a press
+# even without tracking data (a later message without a keyboard replaces the tracking data).
+NATIVE_BUTTON = re.compile(r"consent:(?:accept|decline)(?::\d{1,20})?")
 # outbound.py marks keyboard messages with this tracking_data prefix; Viber hands it back
 # with the client's next message, which tells a pressed button from typed text.
 TRACKING_PREFIX = "openline:buttons:"
@@ -117,7 +119,7 @@ def _button(text: str, tracking: Any) -> tuple[str, str]:
             labels = None
         if isinstance(labels, dict) and text in labels:
             return text, _opt_str(labels[text])
-    if text in NATIVE_BUTTONS:
+    if NATIVE_BUTTON.fullmatch(text):
         return text, ""
     return "", ""
 

@@ -18,7 +18,9 @@ GRID = 6  # a Viber keyboard is six columns wide
 
 def send(outgoing: Outgoing, *, secrets: dict, config: dict) -> str:
     """Send one message with send_message; return Viber's message_token as text."""
-    data = client.call(secrets, "send_message", message_payload(outgoing, config=config))
+    data = client.call(
+        secrets, "send_message", message_payload(outgoing, config=config), sends=True
+    )
     token = data.get("message_token")
     if isinstance(token, bool) or not isinstance(token, int | str) or token == "":
         raise TransportError("Viber accepted the message but returned no message_token.")

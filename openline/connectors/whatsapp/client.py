@@ -23,7 +23,7 @@ def phone_number_id(config: dict) -> str:
 def post_message(body: dict[str, Any], *, secrets: dict, config: dict) -> str:
     """POST one message to /<phone_number_id>/messages and return its wamid."""
     data = graph_call(
-        "POST", f"{phone_number_id(config)}/messages", token=_token(secrets), body=body
+        "POST", f"{phone_number_id(config)}/messages", token=_token(secrets), body=body, sends=True
     )
     messages = data.get("messages")
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):

@@ -16,6 +16,8 @@ from openline.connectors.base import (
 
 OBJECT = "whatsapp_business_account"
 STATUSES = frozenset({"sent", "delivered", "read", "failed"})
+# Message types the client did not write: shown to operators, never "the client wrote again".
+NOT_CONTENT = frozenset({"reaction", "system", "unsupported", "edit", "edited", "deleted"})
 
 
 def handshake(request: RawRequest, *, secrets: dict, config: dict) -> HandshakeReply | None:
@@ -96,6 +98,7 @@ def _message(message: dict[str, Any], names: dict[str, str]) -> InboundMessage:
         sent_at=meta.timestamp(message.get("timestamp")),
         button=button,
         platform_message_id=wamid,
+        content=kind not in NOT_CONTENT,
     )
 
 
@@ -119,6 +122,9 @@ def _content(message: dict[str, Any], kind: Any) -> tuple[str, str]:
     label = kind if isinstance(kind, str) and kind.isidentifier() else "message"
     media = message.get(label)
     caption = media.get("caption", "") if isinstance(media, dict) else ""
+    if kind in ("reaction", "system") and isinstance(media, dict):
+        # The emoji of a reaction ("" when removed), the notice of a system message.
+        caption = media.get("emoji" if kind == "reaction" else "body", "")
     if isinstance(caption, str) and caption:
         return f"[{label}] {caption}", ""
     return f"[{label}]", ""

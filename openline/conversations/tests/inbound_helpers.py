@@ -33,6 +33,21 @@ def receive(channel, visitor, key: str, text: str = "Hello", button: str = ""):
     )
 
 
+def send_outbox(visitor) -> int:
+    """Play the sender: mark every pending outbox item of ``visitor`` sent; return how many."""
+    from openline.conversations import outbox
+    from openline.conversations.models import OutboxItem
+
+    items = OutboxItem.objects.filter(conversation__visitor=visitor, state="pending")
+    count = 0
+    for pk in items.order_by("id").values_list("pk", flat=True):
+        claimed = outbox.claim(item_id=pk)
+        assert claimed is not None
+        outbox.record_sent(item=claimed, platform_message_id=f"out-{pk}")
+        count += 1
+    return count
+
+
 def with_telegram(channel):
     """Give the "Website" channel a Telegram connector (warning mode, consent on)."""
     from openline.openchannels.models import Connector, ConnectorKind
@@ -52,6 +67,7 @@ def consented(channel, external_id: str = "1001"):
     """Return Ivan's visitor after the warning and his confirming message (consent given)."""
     visitor = client_visitor(channel, ivan(external_id))
     receive(channel, visitor, f"{external_id}-m1", "Здравствуйте")
+    send_outbox(visitor)  # the warning reached them: only now can writing again confirm it
     result = receive(channel, visitor, f"{external_id}-m2", "Хочу узнать о доставке")
     assert result.consent == "given"
     return result

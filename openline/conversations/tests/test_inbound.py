@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from openline.conversations.tests.inbound_helpers import (
     consented,
     ivan,
     receive,
+    send_outbox,
     with_buttons,
     with_telegram,
 )
@@ -71,6 +73,7 @@ def test_first_message_is_stored_and_warns_with_the_exact_version_link(messenger
 def test_second_message_records_one_consent_without_ip(messenger_channel):
     visitor = client_visitor(messenger_channel)
     first = receive(messenger_channel, visitor, "m1", "Здравствуйте")
+    send_outbox(visitor)
 
     second = receive(messenger_channel, visitor, "m2", "Когда доставка?")
     third = receive(messenger_channel, visitor, "m3", "Спасибо")
@@ -91,8 +94,15 @@ def test_second_message_records_one_consent_without_ip(messenger_channel):
         reverse("conversations:conversation", kwargs={"conversation_id": first.conversation.pk})
     )
     assert record.conversation == first.conversation and record.user_agent == ""
-    warning = OutboxItem.objects.get().message
+    warning_item = OutboxItem.objects.get()
+    warning = warning_item.message
     assert record.evidence["warning_message_id"] == warning.id
+    # The proof names when the warning really went out and exactly what it said.
+    assert record.evidence["warning_sent_at"] == warning_item.sent_at.isoformat()
+    assert record.evidence["warning_text"] == warning.text
+    assert (
+        record.evidence["warning_text_sha256"] == hashlib.sha256(warning.text.encode()).hexdigest()
+    )
     assert record.evidence["confirming_message_key"] == "m2"
     assert record.evidence["mode"] == "warning" and record.evidence["messenger"] == KIND
     assert record.evidence["channel_consent_settings"] == consent_settings(messenger_channel)
@@ -107,6 +117,7 @@ def test_second_message_records_one_consent_without_ip(messenger_channel):
 def test_duplicate_key_changes_nothing(messenger_channel):
     visitor = client_visitor(messenger_channel)
     receive(messenger_channel, visitor, "m1")
+    send_outbox(visitor)
     receive(messenger_channel, visitor, "m2")
     before = (Message.objects.count(), OutboxItem.objects.count(), ConsentRecord.objects.count())
 
@@ -154,6 +165,7 @@ def test_new_version_is_announced_at_the_next_conversation_only(messenger_channe
     assert later.consent == "warned" and later.conversation.pk != first.conversation.pk
     warning = OutboxItem.objects.order_by("-id").first()
     assert warning.payload["text"].endswith(version_link(v2))
+    send_outbox(first.visitor)
 
     confirmed = receive(messenger_channel, first.visitor, "m5", "Хорошо")
     assert confirmed.consent == "given"
@@ -167,15 +179,17 @@ def test_buttons_accept_records_a_click_and_plain_text_confirms_nothing(buttons_
     visitor = client_visitor(buttons_channel)
     assert receive(buttons_channel, visitor, "b1", "Привет").consent == "warned"
     warning = OutboxItem.objects.get()
+    version_id = buttons_channel.agreement.current_version.id
     assert warning.payload["buttons"] == [
-        {"id": "consent:accept", "title": "Я принимаю"},
-        {"id": "consent:decline", "title": "Я отказываюсь"},
+        {"id": f"consent:accept:{version_id}", "title": "Я принимаю"},
+        {"id": f"consent:decline:{version_id}", "title": "Я отказываюсь"},
     ]
+    send_outbox(visitor)
 
     text = receive(buttons_channel, visitor, "b2", "А можно без кнопок?")
     assert text.consent == "" and not ConsentRecord.objects.exists()
 
-    click = receive(buttons_channel, visitor, "b3", "", button="consent:accept")
+    click = receive(buttons_channel, visitor, "b3", "", button=f"consent:accept:{version_id}")
     assert click.consent == "given" and click.message.text == "Я принимаю"
     record = ConsentRecord.objects.get()
     assert record.method == "clicked_accept" and record.ip is None
@@ -187,8 +201,9 @@ def test_buttons_accept_records_a_click_and_plain_text_confirms_nothing(buttons_
 def test_buttons_decline_stores_no_refusal(buttons_channel):
     visitor = client_visitor(buttons_channel)
     receive(buttons_channel, visitor, "b1", "Привет")
+    version_id = buttons_channel.agreement.current_version.id
 
-    result = receive(buttons_channel, visitor, "b2", "", button="consent:decline")
+    result = receive(buttons_channel, visitor, "b2", "", button=f"consent:decline:{version_id}")
 
     assert result.declined and result.consent == "declined"
     assert not ConsentRecord.objects.exists()
@@ -313,6 +328,7 @@ def test_concurrent_deliveries_make_one_of_everything(postgres_only, messenger_c
         return results
 
     first = deliver_twice("m1", "Здравствуйте")
+    send_outbox(Visitor.objects.get())
     second = deliver_twice("m2", "Продолжаю")
 
     assert Visitor.objects.count() == 1
@@ -330,7 +346,8 @@ def test_decline_answer_still_goes_out_after_the_data_is_deleted(buttons_channel
     receive(buttons_channel, visitor, "b1", "Привет")
     warning = OutboxItem.objects.get()
     outbox.record_sent(item=outbox.claim(item_id=warning.pk), platform_message_id="w1")
-    result = receive(buttons_channel, visitor, "b2", "", button="consent:decline")
+    pressed = f"consent:decline:{buttons_channel.agreement.current_version.id}"
+    result = receive(buttons_channel, visitor, "b2", "", button=pressed)
 
     delete_client_data(actor=None, visitor=result.visitor, reason="The client declined consent.")
 

@@ -33,7 +33,7 @@ def messenger_channel(channel):
 def chat(messenger_channel):
     """Ivan has consented; his conversation is open; the warning is already sent."""
     given = consented(messenger_channel)
-    for item in OutboxItem.objects.all():
+    for item in OutboxItem.objects.filter(state="pending"):
         claimed = outbox.claim(item_id=item.pk)
         outbox.record_sent(item=claimed, platform_message_id=f"warn-{item.pk}")
     return given.conversation

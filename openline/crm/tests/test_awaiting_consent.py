@@ -19,7 +19,7 @@ from openline.consent.models import (
 from openline.consent.services import record_consent
 from openline.conversations.models import Message, Visitor
 from openline.crm import awaiting
-from openline.crm.models import CrmErasure, CrmItem
+from openline.crm.models import CrmErasure, CrmItem, CrmVisitor
 from openline.crm.tests.messenger_helpers import awaiting_client
 from openline.openchannels.services import create_open_channel
 
@@ -201,9 +201,10 @@ def test_an_item_shared_with_a_confirmed_client_stays(admin_client, administrato
     item = confirmed.crm_link.item
     Visitor.objects.filter(pk=confirmed.pk).update(awaiting_consent_since=None)
     waiting = awaiting_client(
-        channel, name="Ivan Petrov", since=timezone.now() - dt.timedelta(days=1)
+        channel, name="Ivan Petrov", since=timezone.now() - dt.timedelta(days=1), with_item=False
     )
-    assert waiting.crm_link.item == item
+    # Items are matched within one channel only; an operator linked this client by hand.
+    CrmVisitor.objects.create(item=item, visitor=waiting)
 
     awaiting.delete_client_data(actor=administrator, visitor=waiting, reason="test")
 
@@ -227,22 +228,43 @@ def test_nothing_queued_is_sent_to_a_deleted_client(administrator, channel):
     assert item.state == OutboxState.FAILED and item.permanent
 
 
-def test_declining_a_new_version_deletes_a_client_the_page_would_refuse(
+def test_a_client_rewarned_for_a_new_version_is_listed_and_deletable(
     admin_client, administrator, channel
 ):
-    """Buttons mode: "I decline" to a new version deletes the data (the connectors ask)."""
+    """Consent only to an older version is not consent now: the client awaits again."""
     from openline.consent.services import update_agreement
 
     vera = awaiting_client(channel, name="Vera Earlier")
     confirm(vera)
-    update_agreement(actor=administrator, agreement=channel.agreement, texts={"en": "New wording."})
+    # While her consent to the current version is in force she is neither listed nor deletable.
     Visitor.objects.filter(pk=vera.pk).update(awaiting_consent_since=timezone.now())
-
-    # Staff never delete someone who once consented...
     assert admin_client.get(URL).context["clients"] == []
     with pytest.raises(Exception, match="gave consent"):
         awaiting.delete_client_data(actor=administrator, visitor=vera, reason="page")
-    # ...but the client's own refusal of the new version is acted on.
-    awaiting.delete_client_data(actor=None, visitor=vera, reason="declined")
+
+    update_agreement(actor=administrator, agreement=channel.agreement, texts={"en": "New wording."})
+
+    assert [v.pk for v in admin_client.get(URL).context["clients"]] == [vera.pk]
+    awaiting.delete_client_data(actor=administrator, visitor=vera, reason="page")
     assert Visitor.objects.get(pk=vera.pk).erased_at is not None
+    # Her consent record is proof and stays.
     assert ConsentRecord.objects.filter(visitor=vera).count() == 1
+
+
+def test_a_client_who_withdrew_and_was_rewarned_is_listed(admin_client, administrator, channel):
+    from openline.consent.services import withdraw_consent
+
+    wendy = awaiting_client(channel, name="Wendy Withdrew")
+    confirm(wendy)
+    withdraw_consent(
+        visitor=wendy,
+        agreement=channel.agreement,
+        origin=ConsentOrigin.TELEGRAM,
+        source_type=SourceType.CRM_ITEM,
+    )
+    Visitor.objects.filter(pk=wendy.pk).update(awaiting_consent_since=timezone.now())
+
+    assert [v.pk for v in admin_client.get(URL).context["clients"]] == [wendy.pk]
+    awaiting.delete_client_data(actor=administrator, visitor=wendy, reason="page")
+    assert Visitor.objects.get(pk=wendy.pk).erased_at is not None
+    assert ConsentRecord.objects.filter(visitor=wendy).count() == 2

@@ -79,18 +79,48 @@ def test_whatsapp_gives_the_phone_too(channel):
     assert item.name == "Wanda"
 
 
-def test_same_platform_user_on_another_channel_joins_their_item(
+def test_same_platform_user_on_another_channel_gets_an_item_of_that_channel(
     administrator, operator, other_operator, channel
 ):
     item = ensure_client_item(channel=channel, visitor=tg_client(channel))
     second = create_open_channel(actor=administrator, name="Bot 2", operators=[other_operator])
     visitor = tg_client(second)
 
-    assert ensure_client_item(channel=second, visitor=visitor) == item
-    assert CrmIdentity.objects.count() == 1
-    assert CrmChange.objects.filter(item=item, action=ChangeAction.UPDATED).exists()
-    # The second channel's operator answers this client now, so they see the item.
-    assert services.can_see_item(other_operator, item)
+    other = ensure_client_item(channel=second, visitor=visitor)
+    # Another Open Channel's item (its history, notes, operators) is never handed over.
+    assert other != item and other.source_channel == second
+    assert CrmVisitor.objects.get(visitor=visitor).item == other
+    assert not CrmChange.objects.filter(item=item, action=ChangeAction.UPDATED).exists()
+    assert services.can_see_item(other_operator, other)
+    assert not services.can_see_item(other_operator, item)
+
+
+def wa_client(channel, name="Wanda"):
+    return get_or_create_client(
+        channel=channel,
+        kind="whatsapp",
+        client=ClientRef(external_id="4915112345678", name=name, phone="+49 151 12345678"),
+    )
+
+
+def test_a_whatsapp_phone_known_on_another_channel_is_not_matched(
+    administrator, other_operator, channel
+):
+    first = ensure_client_item(channel=channel, visitor=wa_client(channel))
+    second = create_open_channel(actor=administrator, name="WA 2", operators=[other_operator])
+
+    item = ensure_client_item(channel=second, visitor=wa_client(second, name="Someone else"))
+    assert item != first and item.name == "Someone else"
+    assert CrmVisitor.objects.filter(item=first).count() == 1
+
+
+def test_a_phone_on_an_item_of_the_same_channel_is_matched(administrator, channel):
+    # This channel's live chat client, saved to the CRM with the same phone earlier.
+    earlier = CrmItem.objects.create(kind="contact", name="Wanda W.", source_channel=channel)
+    CrmIdentity.objects.create(item=earlier, kind="phone", value="4915112345678", display="+49")
+    item = ensure_client_item(channel=channel, visitor=wa_client(channel))
+    assert item == earlier
+    assert CrmChange.objects.filter(item=earlier, action=ChangeAction.UPDATED).exists()
 
 
 def test_live_chat_visitors_are_not_messenger_clients(channel):

@@ -91,6 +91,18 @@ def test_quick_reply_carries_the_payload():
     assert event.client.external_id == PSID
 
 
+def test_a_versioned_consent_quick_reply_is_passed_through_unchanged():
+    body = fixture("messenger_quick_reply_message.json")
+    body["entry"][0]["messaging"][0]["message"]["quick_reply"]["payload"] = "consent:decline:42"
+    [event] = parse_body(body)
+    assert (event.button, event.content) == ("consent:decline:42", True)
+
+
+def test_reactions_are_not_parsed_as_messages():
+    reaction = {"reaction": "other", "emoji": "\U0001f44e", "action": "react", "mid": "m_1"}
+    assert parse_body(page_event(reaction=reaction)) == []
+
+
 def test_echo_is_ignored():
     assert parse_body(fixture("messenger_echo_message.json")) == []
 

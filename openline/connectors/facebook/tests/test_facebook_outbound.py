@@ -7,8 +7,15 @@ import logging
 import pytest
 
 from openline.connectors import meta
-from openline.connectors.base import Button, ClientIdentity, Outgoing, TransportError
+from openline.connectors.base import (
+    DELIVERY_UNCERTAIN,
+    Button,
+    ClientIdentity,
+    Outgoing,
+    TransportError,
+)
 from openline.connectors.facebook import PLATFORM
+from openline.connectors.telegram.tests.hangup import hang_up_server
 from openline.testing.fake_platforms import Answer, fixture
 
 PAGE = "100200300400500"
@@ -169,12 +176,44 @@ def test_graph_errors_are_mapped(
     assert_no_secret(caplog.text)
 
 
-def test_timeout_is_temporary(fake_platform, settings):
+def test_a_send_timeout_is_uncertain_and_permanent(fake_platform, settings):
+    # Messenger may have accepted the message: retrying could deliver it twice.
     settings.OPENLINE_MESSENGER_TIMEOUT = 0.2
     fake_platform.route("POST", MESSAGES, Answer(body={"message_id": "m"}, delay=1.0))
     with pytest.raises(TransportError) as failed:
         send()
+    assert (failed.value.permanent, failed.value.message) == (True, DELIVERY_UNCERTAIN)
+    assert len(fake_platform.calls(MESSAGES)) == 1
+
+
+def test_a_broken_connection_after_the_send_was_written_is_uncertain(settings):
+    with hang_up_server() as base:
+        settings.OPENLINE_GRAPH_API_URL = base + "/v21.0"
+        with pytest.raises(TransportError) as failed:
+            send()
+    assert (failed.value.permanent, failed.value.message) == (True, DELIVERY_UNCERTAIN)
+
+
+def test_an_unreachable_graph_stays_temporary(settings):
+    settings.OPENLINE_GRAPH_API_URL = "http://127.0.0.1:9/v21.0"
+    with pytest.raises(TransportError) as failed:
+        send()
     assert not failed.value.permanent
+
+
+def test_a_timeout_outside_sending_stays_temporary(fake_platform, settings):
+    settings.OPENLINE_MESSENGER_TIMEOUT = 0.2
+    fake_platform.route("GET", rf"/v21\.0/{PAGE}", Answer(body={"id": PAGE}, delay=1.0))
+    with pytest.raises(TransportError) as failed:
+        PLATFORM.connect(secrets=SECRETS, config=CONFIG, webhook_url="https://x.example/h/")
+    assert not failed.value.permanent
+
+
+def test_a_versioned_consent_payload_is_sent_unchanged(graph):
+    send("Consent?", (Button("consent:accept:42", "I accept"), Button("consent:decline:42", "No")))
+    [call] = graph.calls(MESSAGES)
+    payloads = [reply["payload"] for reply in call.json()["message"]["quick_replies"]]
+    assert payloads == ["consent:accept:42", "consent:decline:42"]
 
 
 def test_connect_reads_the_page_and_subscribes(fake_platform):

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from openline.connectors.base import (
+    DELIVERY_UNCERTAIN,
     Button,
     ClientEvent,
     ClientIdentity,
@@ -16,6 +17,7 @@ from openline.connectors.base import (
     TransportError,
 )
 from openline.connectors.telegram import PLATFORM
+from openline.connectors.telegram.tests.hangup import hang_up_server
 from openline.testing.fake_platforms import Answer, fixture
 
 TOKEN = "999000111:AAFakeTokenForTests_abcdefghijklmnopq"
@@ -61,6 +63,18 @@ def test_send_with_buttons_is_an_inline_keyboard(fake_platform, logs):
     assert PLATFORM.send(outgoing, secrets=SECRETS, config={}) == "43"
     [call] = fake_platform.calls(f"{BOT}/sendMessage")
     assert call.json() == fixture("telegram_send_message_request_inline_keyboard.json")
+
+
+def test_a_versioned_consent_button_fits_and_is_sent_unchanged(fake_platform, logs):
+    fake_platform.route(
+        "POST", f"{BOT}/sendMessage", fixture("telegram_send_message_response.json")
+    )
+    largest = "consent:decline:9223372036854775807"  # the largest version id: 35 bytes
+    buttons = (Button("consent:accept:9223372036854775807", "I accept"), Button(largest, "No"))
+    PLATFORM.send(Outgoing(recipient="1", text="?", buttons=buttons), secrets=SECRETS, config={})
+    [call] = fake_platform.calls(f"{BOT}/sendMessage")
+    [row] = call.json()["reply_markup"]["inline_keyboard"]
+    assert [key["callback_data"] for key in row] == [buttons[0].id, largest]
 
 
 def test_a_button_id_longer_than_telegram_allows_is_refused_before_sending(fake_platform):
@@ -115,14 +129,34 @@ def test_server_errors_are_temporary(fake_platform, logs, answer):
     assert TOKEN not in str(caught.value)
 
 
-def test_a_timeout_is_temporary_and_names_no_token(fake_platform, settings, logs):
+def test_a_send_timeout_is_uncertain_permanent_and_names_no_token(fake_platform, settings, logs):
+    # Telegram may have delivered the message: retrying could send it twice.
     settings.OPENLINE_MESSENGER_TIMEOUT = 0.3
     fake_platform.route("POST", f"{BOT}/sendMessage", Answer(body={"ok": True}, delay=1.0))
     with pytest.raises(TransportError) as caught:
         PLATFORM.send(Outgoing(recipient="1", text="Hi"), secrets=SECRETS, config={})
-    assert not caught.value.permanent
+    assert caught.value.permanent
+    assert caught.value.message == DELIVERY_UNCERTAIN
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert TOKEN not in str(caught.value)
+    assert len(fake_platform.calls(f"{BOT}/sendMessage")) == 1
+
+
+def test_a_broken_connection_after_the_send_was_written_is_uncertain(settings, logs):
+    with hang_up_server() as base:
+        settings.OPENLINE_TELEGRAM_API_URL = base
+        with pytest.raises(TransportError) as caught:
+            PLATFORM.send(Outgoing(recipient="1", text="Hi"), secrets=SECRETS, config={})
+    assert (caught.value.permanent, caught.value.message) == (True, DELIVERY_UNCERTAIN)
+
+
+def test_a_timeout_outside_sending_stays_temporary(fake_platform, settings, logs):
+    settings.OPENLINE_MESSENGER_TIMEOUT = 0.3
+    fake_platform.route("POST", f"{BOT}/getMe", Answer(body={"ok": True}, delay=1.0))
+    with pytest.raises(TransportError) as caught:
+        PLATFORM.connect(secrets=SECRETS, config={}, webhook_url="")
+    assert not caught.value.permanent
+    assert "in time" in caught.value.message
 
 
 def test_an_unreachable_api_is_temporary_and_names_no_token(settings, logs):
@@ -212,6 +246,14 @@ def test_poll_returns_events_and_the_next_offset(fake_platform, logs):
         "timeout": 25,
         "allowed_updates": ["message", "edited_message", "callback_query", "my_chat_member"],
     }
+
+
+def test_poll_keys_events_by_the_bot_id_when_it_is_known(fake_platform):
+    fake_platform.route("POST", f"{BOT}/getUpdates", fixture("telegram_get_updates_response.json"))
+    events, _ = PLATFORM.poll(
+        secrets=SECRETS, offset=700000107, timeout=0, config={"bot_id": 999000111}
+    )
+    assert [event.key for event in events] == ["999000111:700000107", "999000111:700000108"]
 
 
 def test_an_empty_poll_keeps_the_offset(fake_platform):

@@ -147,7 +147,8 @@ def test_blocking_the_bot_unsubscribes_and_unblocking_subscribes():
         ({"photo": [{"file_id": "f"}], "caption": "my receipt"}, "[photo] my receipt"),
         ({"sticker": {"file_id": "s", "emoji": "x"}}, "[sticker]"),
         ({"voice": {"file_id": "v"}}, "[voice]"),
-        ({"something_new": {}}, "[message]"),
+        # Unknown, without text or caption: named, but never taken as the client writing.
+        ({"something_new": {}}, "[something_new]"),
     ],
 )
 def test_messages_without_text_show_a_placeholder(extra, text):
@@ -157,6 +158,7 @@ def test_messages_without_text_show_a_placeholder(extra, text):
     [event] = parse(update)
     assert isinstance(event, InboundMessage)
     assert event.text == text
+    assert event.content is (text != "[something_new]")
 
 
 def test_group_messages_and_unknown_updates_are_ignored():
@@ -286,3 +288,83 @@ def test_fuzzed_real_updates_give_typed_events_or_value_error(update):
     assert event.key == str(update["update_id"])
     assert isinstance(event.client.external_id, str)
     assert event_from_json(json.loads(json.dumps(event_to_json(event)))) == event
+
+
+# ----- review fixes: bot-scoped keys, service messages, versioned consent buttons ----------
+
+
+def test_keys_carry_the_bot_id_when_it_is_known():
+    update = fixture("telegram_update_text.json")
+    [event] = PLATFORM.parse(request(update), config={"bot_id": 999000111})
+    assert event.key == f"999000111:{update['update_id']}"
+    # Another bot's update with the same update_id is another event.
+    [other] = PLATFORM.parse(request(update), config={"bot_id": "999000222"})
+    assert other.key == f"999000222:{update['update_id']}" != event.key
+    [bare] = parse(update)
+    assert bare.key == str(update["update_id"])
+
+
+def test_ignored_updates_carry_the_bot_id_too():
+    [event] = PLATFORM.parse(
+        request(fixture("telegram_update_edited_text.json")), config={"bot_id": 7}
+    )
+    assert (event.key, event.event) == ("7:700000103", "ignored")
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        {"message_auto_delete_timer_changed": {"message_auto_delete_time": 86400}},
+        {"pinned_message": {"message_id": 5, "date": 1700000000, "chat": {"id": 1}}},
+        {"new_chat_members": [{"id": 5, "is_bot": False, "first_name": "A"}]},
+        {"write_access_allowed": {}},
+    ],
+)
+def test_service_messages_are_shown_but_are_not_content(service):
+    update = fixture("telegram_update_text.json")
+    del update["message"]["text"]
+    update["message"].pop("entities", None)
+    update["message"].update(service)
+    [event] = parse(update)
+    assert isinstance(event, InboundMessage)
+    assert event.content is False
+    assert event.text == f"[{next(iter(service))}]"
+
+
+@pytest.mark.parametrize(
+    ("extra", "text"),
+    [
+        ({"text": "hello"}, "hello"),
+        ({"sticker": {}}, "[sticker]"),
+        ({"caption": "c"}, "[message] c"),
+    ],
+)
+def test_text_media_and_captions_are_content(extra, text):
+    update = fixture("telegram_update_text.json")
+    del update["message"]["text"]
+    update["message"].pop("entities", None)
+    update["message"].update(extra)
+    [event] = parse(update)
+    assert (event.text, event.content) == (text, True)
+
+
+def test_a_versioned_consent_button_is_passed_through_unchanged():
+    update = fixture("telegram_update_callback_query.json")
+    payload = "consent:decline:9223372036854775807"  # the largest version id: 35 bytes
+    update["callback_query"]["data"] = payload
+    for row in update["callback_query"]["message"]["reply_markup"]["inline_keyboard"]:
+        for button in row:
+            if button["callback_data"] == "consent:accept":
+                button["callback_data"] = payload
+    [event] = parse(update)
+    assert (event.button, event.text, event.content) == (payload, "I accept", True)
+
+
+def test_the_content_flag_round_trips_and_old_stored_events_still_load():
+    [event] = parse(fixture("telegram_update_text.json"))
+    stored = event_to_json(event)
+    assert stored["content"] is True
+    del stored["content"]  # stored before the flag existed
+    assert event_from_json(stored) == event
+    service = InboundMessage(key="1", client=IVAN, text="[pinned_message]", content=False)
+    assert event_from_json(json.loads(json.dumps(event_to_json(service)))) == service

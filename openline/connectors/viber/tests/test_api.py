@@ -7,7 +7,14 @@ import socket
 
 import pytest
 
-from openline.connectors.base import Button, ClientIdentity, Outgoing, TransportError
+from openline.connectors.base import (
+    DELIVERY_UNCERTAIN,
+    Button,
+    ClientIdentity,
+    Outgoing,
+    TransportError,
+)
+from openline.connectors.telegram.tests.hangup import hang_up_server
 from openline.connectors.viber import PLATFORM
 from openline.testing.fake_platforms import Answer, fixture
 
@@ -101,12 +108,14 @@ def test_other_answers_are_mapped(fake_platform, logs, answer, permanent, retry_
     assert (caught.value.permanent, caught.value.retry_after) == (permanent, retry_after)
 
 
-def test_a_timeout_or_an_unreachable_api_is_temporary(fake_platform, settings, logs):
+def test_a_send_timeout_is_uncertain_an_unreachable_api_temporary(fake_platform, settings, logs):
+    # Viber may have delivered the message it never answered for: no automatic resend.
     settings.OPENLINE_MESSENGER_TIMEOUT = 0.3
     fake_platform.route("POST", "/pa/send_message", Answer(body={"status": 0}, delay=1.0))
     with pytest.raises(TransportError) as caught:
         PLATFORM.send(Outgoing(recipient=USER, text="Hi"), secrets=SECRETS, config={})
-    assert not caught.value.permanent
+    assert (caught.value.permanent, caught.value.message) == (True, DELIVERY_UNCERTAIN)
+    assert len(fake_platform.calls("/pa/send_message")) == 1
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -115,6 +124,32 @@ def test_a_timeout_or_an_unreachable_api_is_temporary(fake_platform, settings, l
         PLATFORM.send(Outgoing(recipient=USER, text="Hi"), secrets=SECRETS, config={})
     assert not caught.value.permanent
     assert TOKEN not in str(caught.value)
+
+
+def test_a_broken_connection_after_the_send_was_written_is_uncertain(settings, logs):
+    with hang_up_server() as base:
+        settings.OPENLINE_VIBER_API_URL = base
+        with pytest.raises(TransportError) as caught:
+            PLATFORM.send(Outgoing(recipient=USER, text="Hi"), secrets=SECRETS, config={})
+    assert (caught.value.permanent, caught.value.message) == (True, DELIVERY_UNCERTAIN)
+
+
+def test_a_timeout_outside_sending_stays_temporary(fake_platform, settings, logs):
+    settings.OPENLINE_MESSENGER_TIMEOUT = 0.3
+    fake_platform.route("POST", "/pa/set_webhook", Answer(body={"status": 0}, delay=1.0))
+    with pytest.raises(TransportError) as caught:
+        PLATFORM.connect(secrets=SECRETS, config={}, webhook_url="https://x.example/h/")
+    assert not caught.value.permanent
+
+
+def test_a_versioned_consent_button_id_is_sent_unchanged(fake_platform, logs):
+    fake_platform.route("POST", "/pa/send_message", fixture("viber_send_message_response.json"))
+    buttons = (Button("consent:accept:42", "I accept"), Button("consent:decline:42", "No"))
+    PLATFORM.send(Outgoing(recipient=USER, text="?", buttons=buttons), secrets=SECRETS, config={})
+    body = fake_platform.calls("/pa/send_message")[0].json()
+    bodies = [button["ActionBody"] for button in body["keyboard"]["Buttons"]]
+    assert bodies == ["consent:accept:42", "consent:decline:42"]
+    assert '"consent:accept:42": "I accept"' in body["tracking_data"]
 
 
 def test_connect_sets_the_webhook_and_reads_the_account_name(fake_platform, logs):

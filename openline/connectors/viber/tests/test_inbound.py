@@ -109,6 +109,24 @@ def test_a_keyboard_reply_is_a_button_press():
     )
 
 
+def test_a_versioned_consent_reply_is_a_press_with_or_without_tracking_data():
+    buttons = (Button("consent:accept:42", "I accept"), Button("consent:decline:42", "No"))
+    sent = message_payload(Outgoing(recipient=USER, text="?", buttons=buttons), config={})
+    callback = fixture("viber_message_keyboard_reply.json")
+    callback["message"]["text"] = "consent:accept:42"
+    callback["message"]["tracking_data"] = sent["tracking_data"]
+    [event] = parse(callback)
+    assert (event.button, event.text, event.content) == ("consent:accept:42", "I accept", True)
+    # A later message without a keyboard replaced the tracking data: still the same press.
+    del callback["message"]["tracking_data"]
+    [event] = parse(callback)
+    assert (event.button, event.text) == ("consent:accept:42", "consent:accept:42")
+    for typed in ("consent:accept:", "consent:accept:x", "please consent:accept:42"):
+        callback["message"]["text"] = typed
+        [event] = parse(callback)
+        assert event.button == ""
+
+
 def test_a_reply_to_our_own_keyboard_is_a_press_with_its_label():
     buttons = (Button("topic:billing", "Billing \u20ac"), Button("topic:other", "Other"))
     sent = message_payload(Outgoing(recipient=USER, text="Topic?", buttons=buttons), config={})

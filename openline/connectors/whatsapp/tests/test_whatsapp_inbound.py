@@ -119,6 +119,60 @@ def test_other_message_types_are_labelled():
     assert event.text == "[sticker]"
 
 
+def with_message(**fields) -> list:
+    body = fixture("whatsapp_text_message.json")
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message.update(fields)
+    events = PLATFORM.parse(post(json.dumps(body).encode()), config=CONFIG)
+    for event in events:
+        assert event_from_json(json.loads(json.dumps(event_to_json(event)))) == event
+    return events
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({"type": "reaction", "reaction": {"message_id": "wamid.X", "emoji": "\U0001f44e"}},
+         "[reaction] \U0001f44e"),
+        ({"type": "system", "system": {"body": "Number changed", "type": "user_changed_number"}},
+         "[system] Number changed"),
+        ({"type": "unsupported", "errors": [{"code": 131051}]}, "[unsupported]"),
+        ({"type": "edit", "edit": {"original_message_id": "wamid.X"}}, "[edit]"),
+        ({"type": "edited"}, "[edited]"),
+        ({"type": "deleted"}, "[deleted]"),
+    ],
+)  # fmt: skip
+def test_reactions_system_notices_edits_and_deletions_are_not_content(fields, text):
+    # A thumbs-down reaction to the consent warning is no "client wrote again".
+    [event] = with_message(**fields)
+    assert isinstance(event, InboundMessage)
+    assert (event.text, event.content) == (text, False)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"type": "text", "text": {"body": "hi"}},
+        {"type": "image", "image": {"id": "1"}},
+        {"type": "interactive",
+         "interactive": {"type": "button_reply",
+                         "button_reply": {"id": "consent:accept:42", "title": "I accept"}}},
+    ],
+)  # fmt: skip
+def test_messages_and_button_presses_are_content(fields):
+    [event] = with_message(**fields)
+    assert event.content is True
+
+
+def test_a_versioned_consent_button_is_passed_through_unchanged():
+    body = fixture("whatsapp_interactive_button_reply.json")
+    message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["interactive"]["button_reply"]["id"] = "consent:decline:9223372036854775807"
+    [event] = PLATFORM.parse(post(json.dumps(body).encode()), config=CONFIG)
+    assert event.button == "consent:decline:9223372036854775807"
+
+
 def test_events_for_another_phone_number_are_dropped():
     assert parse_fixture("whatsapp_text_message.json", {"phone_number_id": "999"}) == []
     assert parse_fixture("whatsapp_status_read.json", {"phone_number_id": "999"}) == []

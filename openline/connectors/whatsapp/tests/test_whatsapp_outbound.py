@@ -7,7 +7,14 @@ import logging
 import pytest
 
 from openline.connectors import meta
-from openline.connectors.base import Button, ClientIdentity, Outgoing, TransportError
+from openline.connectors.base import (
+    DELIVERY_UNCERTAIN,
+    Button,
+    ClientIdentity,
+    Outgoing,
+    TransportError,
+)
+from openline.connectors.telegram.tests.hangup import hang_up_server
 from openline.connectors.whatsapp import PLATFORM
 from openline.testing.fake_platforms import Answer, fixture
 
@@ -175,15 +182,50 @@ def test_server_errors_are_temporary(fake_platform, answer):
     assert not failed.value.permanent
 
 
-def test_timeout_is_temporary(fake_platform, settings):
+def test_a_send_timeout_is_uncertain_and_permanent(fake_platform, settings):
+    # WhatsApp may have accepted the message: retrying could deliver it twice.
     settings.OPENLINE_MESSENGER_TIMEOUT = 0.2
     fake_platform.route(
         "POST", MESSAGES, Answer(body=fixture("whatsapp_send_text_response.json"), delay=1.0)
     )
     with pytest.raises(TransportError) as failed:
         PLATFORM.send(Outgoing(recipient="15550002222", text="Hi"), secrets=SECRETS, config=CONFIG)
+    assert (failed.value.permanent, failed.value.message) == (True, DELIVERY_UNCERTAIN)
+    assert len(fake_platform.calls(MESSAGES)) == 1
+    assert_no_secret(str(failed.value))
+
+
+def test_a_broken_connection_after_the_send_was_written_is_uncertain(settings):
+    with hang_up_server() as base:
+        settings.OPENLINE_GRAPH_API_URL = base + "/v21.0"
+        with pytest.raises(TransportError) as failed:
+            PLATFORM.send(
+                Outgoing(recipient="15550002222", text="Hi"), secrets=SECRETS, config=CONFIG
+            )
+    assert (failed.value.permanent, failed.value.message) == (True, DELIVERY_UNCERTAIN)
+
+
+def test_a_timeout_outside_sending_stays_temporary(fake_platform, settings):
+    settings.OPENLINE_MESSENGER_TIMEOUT = 0.2
+    fake_platform.route(
+        "GET", r"/v21\.0/200000000000002", Answer(body={"verified_name": "x"}, delay=1.0)
+    )
+    with pytest.raises(TransportError) as failed:
+        PLATFORM.connect(secrets=SECRETS, config=CONFIG, webhook_url="https://x.example/h/")
     assert not failed.value.permanent
     assert "in time" in failed.value.message
+
+
+def test_a_versioned_consent_button_id_is_sent_unchanged(graph):
+    buttons = (Button("consent:accept:42", "I accept"), Button("consent:decline:42", "No"))
+    PLATFORM.send(
+        Outgoing(recipient="15550002222", text="Consent?", buttons=buttons),
+        secrets=SECRETS,
+        config=CONFIG,
+    )
+    [call] = graph.calls(MESSAGES)
+    ids = [b["reply"]["id"] for b in call.json()["interactive"]["action"]["buttons"]]
+    assert ids == ["consent:accept:42", "consent:decline:42"]
 
 
 def test_unreachable_graph_is_temporary(settings):
