@@ -19,6 +19,7 @@ from django.test import Client
 
 from openline.accounts.models import Role
 from openline.accounts.services import create_staff_user
+from openline.testing.server_process import free_port  # noqa: F401 - re-exported for tests
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PASSWORD = "correct-horse-battery-staple-42"
@@ -257,12 +258,6 @@ def postgres_only(db):
 
     if connection.vendor != "postgresql":
         unavailable("this test needs DATABASE_URL pointing at PostgreSQL")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

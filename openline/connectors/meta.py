@@ -225,3 +225,25 @@ def timestamp(value: Any, *, milliseconds: bool = False) -> datetime | None:
         return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise ValueError("timestamp out of range") from None
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` as a JSON object, or ValueError naming ``what`` (a malformed webhook body)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not an object")
+    return value
+
+
+def json_list(container: dict[str, Any], key: str) -> list[Any]:
+    """``container[key]`` as a JSON array (missing = empty), or ValueError."""
+    value = container.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key} is not a list")
+    return value
+
+
+def json_text(value: Any, what: str) -> str:
+    """``value`` as a JSON string, or ValueError naming ``what``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a string")
+    return value

@@ -71,9 +71,10 @@ class WorkerProcess:
             self.process.wait()
 
 
-def _free_port() -> int:
-    # Not openline.conftest's: importing the root conftest would pull every app (the ASGI
-    # routing) into any test module that starts a server, past the import-linter contracts.
+def free_port() -> int:
+    """A free TCP port on loopback (the root conftest's servers use it too)."""
+    # Here, not in openline.conftest: importing the root conftest would pull every app (the
+    # ASGI routing) into any test module that starts a server, past the import-linter contracts.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -125,7 +126,7 @@ def start_worker(
 
 def start_server(*, database_url: str, var_dir: Path, env: dict | None = None) -> ServerProcess:
     """Start ``uvicorn openline.asgi:application`` on a free port and wait for /healthz."""
-    port = _free_port()
+    port = free_port()
     environment = _environment(database_url=database_url, var_dir=var_dir, env=env)
     process = subprocess.Popen(
         [

@@ -14,6 +14,7 @@ from openline.connectors.base import (
     RawRequest,
     StatusEvent,
 )
+from openline.connectors.meta import json_list, json_object, json_text
 
 OBJECT = "page"
 
@@ -35,41 +36,22 @@ def parse(request: RawRequest, *, config: dict) -> list[InboundEvent]:
         raise ValueError("not a page webhook")
     own_page = str(config.get("page_id") or "")
     events: list[InboundEvent] = []
-    for entry in _list(payload, "entry"):
-        entry = _dict(entry, "entry")
+    for entry in json_list(payload, "entry"):
+        entry = json_object(entry, "entry")
         # One app may serve several pages: keep only this connector's.
         if own_page and str(entry.get("id", "")) != own_page:
             continue
-        for item in _list(entry, "messaging"):
-            events.extend(_messaging(_dict(item, "messaging"), own_page))
+        for item in json_list(entry, "messaging"):
+            events.extend(_messaging(json_object(item, "messaging"), own_page))
     return events
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is not an object")
-    return value
-
-
-def _list(container: dict[str, Any], key: str) -> list[Any]:
-    value = container.get(key, [])
-    if not isinstance(value, list):
-        raise ValueError(f"{key} is not a list")
-    return value
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} is not a string")
-    return value
-
-
 def _id(party: Any, what: str) -> str:
-    value = _dict(party, what).get("id")
+    value = json_object(party, what).get("id")
     # Graph sends ids as strings; accept an integer but never a float (precision).
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    value = _text(value, f"{what} id")
+    value = json_text(value, f"{what} id")
     if not value:
         raise ValueError(f"{what} without id")
     return value
@@ -79,17 +61,17 @@ def _messaging(item: dict[str, Any], own_page: str) -> list[InboundEvent]:
     sender = _id(item.get("sender"), "sender")
     sent_at = meta.timestamp(item.get("timestamp"), milliseconds=True)
     if "message" in item:
-        message = _dict(item["message"], "message")
+        message = json_object(item["message"], "message")
         # Echoes are the page's own messages (ours or an agent's in Page Inbox): not the client.
         if message.get("is_echo") is True or (own_page and sender == own_page):
             return []
         return [_message(message, sender, sent_at)]
     if "postback" in item:
-        return [_postback(_dict(item["postback"], "postback"), sender, sent_at)]
+        return [_postback(json_object(item["postback"], "postback"), sender, sent_at)]
     if "delivery" in item:
-        return _delivery(_dict(item["delivery"], "delivery"), sender, sent_at)
+        return _delivery(json_object(item["delivery"], "delivery"), sender, sent_at)
     if "read" in item:
-        read = _dict(item["read"], "read")
+        read = json_object(item["read"], "read")
         watermark = _watermark(read)
         return [
             StatusEvent(
@@ -105,16 +87,18 @@ def _messaging(item: dict[str, Any], own_page: str) -> list[InboundEvent]:
 
 
 def _message(message: dict[str, Any], sender: str, sent_at: datetime | None) -> InboundMessage:
-    mid = _text(message.get("mid"), "mid")
+    mid = json_text(message.get("mid"), "mid")
     if not mid:
         raise ValueError("message without mid")
-    text = _text(message.get("text", ""), "text")
+    text = json_text(message.get("text", ""), "text")
     button = ""
     if "quick_reply" in message:
-        button = _text(_dict(message["quick_reply"], "quick_reply").get("payload", ""), "payload")
+        button = json_text(
+            json_object(message["quick_reply"], "quick_reply").get("payload", ""), "payload"
+        )
     labels = []
-    for attachment in _list(message, "attachments"):
-        kind = _dict(attachment, "attachment").get("type")
+    for attachment in json_list(message, "attachments"):
+        kind = json_object(attachment, "attachment").get("type")
         labels.append(f"[{kind if isinstance(kind, str) and kind.isidentifier() else 'file'}]")
     if labels:
         text = " ".join([*labels, text]).strip()
@@ -129,8 +113,8 @@ def _message(message: dict[str, Any], sender: str, sent_at: datetime | None) -> 
 
 
 def _postback(postback: dict[str, Any], sender: str, sent_at: datetime | None) -> InboundMessage:
-    title = _text(postback.get("title", ""), "postback title")
-    payload = _text(postback.get("payload", ""), "postback payload")
+    title = json_text(postback.get("title", ""), "postback title")
+    payload = json_text(postback.get("payload", ""), "postback payload")
     mid = postback.get("mid")
     # Older postbacks carry no mid: the sender and the exact time identify the tap.
     if isinstance(mid, str) and mid:
@@ -159,8 +143,8 @@ def _watermark(mark: dict[str, Any]) -> datetime:
 def _delivery(delivery: dict[str, Any], sender: str, at: datetime | None) -> list[InboundEvent]:
     """Delivered marks: one per listed mid, plus the watermark covering everything before it."""
     events: list[InboundEvent] = []
-    for mid in _list(delivery, "mids"):
-        mid = _text(mid, "mid")
+    for mid in json_list(delivery, "mids"):
+        mid = json_text(mid, "mid")
         if mid:
             events.append(
                 StatusEvent(

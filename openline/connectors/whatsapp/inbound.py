@@ -13,6 +13,7 @@ from openline.connectors.base import (
     RawRequest,
     StatusEvent,
 )
+from openline.connectors.meta import json_list, json_object, json_text
 
 OBJECT = "whatsapp_business_account"
 STATUSES = frozenset({"sent", "delivered", "read", "failed"})
@@ -37,46 +38,27 @@ def parse(request: RawRequest, *, config: dict) -> list[InboundEvent]:
         raise ValueError("not a WhatsApp Business Account webhook")
     own_number = str(config.get("phone_number_id") or "")
     events: list[InboundEvent] = []
-    for entry in _list(payload, "entry"):
-        for change in _list(_dict(entry, "entry"), "changes"):
-            value = _dict(_dict(change, "change").get("value", {}), "value")
-            metadata = _dict(value.get("metadata", {}), "metadata")
+    for entry in json_list(payload, "entry"):
+        for change in json_list(json_object(entry, "entry"), "changes"):
+            value = json_object(json_object(change, "change").get("value", {}), "value")
+            metadata = json_object(value.get("metadata", {}), "metadata")
             # One app may serve several numbers: keep only this connector's.
             if own_number and str(metadata.get("phone_number_id", "")) != own_number:
                 continue
             names = _contact_names(value)
-            for message in _list(value, "messages"):
-                events.append(_message(_dict(message, "message"), names))
-            for status in _list(value, "statuses"):
-                event = _status(_dict(status, "status"))
+            for message in json_list(value, "messages"):
+                events.append(_message(json_object(message, "message"), names))
+            for status in json_list(value, "statuses"):
+                event = _status(json_object(status, "status"))
                 if event is not None:
                     events.append(event)
     return events
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} is not an object")
-    return value
-
-
-def _list(container: dict[str, Any], key: str) -> list[Any]:
-    value = container.get(key, [])
-    if not isinstance(value, list):
-        raise ValueError(f"{key} is not a list")
-    return value
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} is not a string")
-    return value
-
-
 def _contact_names(value: dict[str, Any]) -> dict[str, str]:
     names: dict[str, str] = {}
-    for contact in _list(value, "contacts"):
-        contact = _dict(contact, "contact")
+    for contact in json_list(value, "contacts"):
+        contact = json_object(contact, "contact")
         profile = contact.get("profile", {})
         name = profile.get("name", "") if isinstance(profile, dict) else ""
         if isinstance(contact.get("wa_id"), str) and isinstance(name, str):
@@ -85,8 +67,8 @@ def _contact_names(value: dict[str, Any]) -> dict[str, str]:
 
 
 def _message(message: dict[str, Any], names: dict[str, str]) -> InboundMessage:
-    wamid = _text(message.get("id"), "message id")
-    sender = _text(message.get("from"), "message from")
+    wamid = json_text(message.get("id"), "message id")
+    sender = json_text(message.get("from"), "message from")
     if not wamid or not sender:
         raise ValueError("message without id or sender")
     kind = message.get("type", "")
@@ -105,20 +87,20 @@ def _message(message: dict[str, Any], names: dict[str, str]) -> InboundMessage:
 def _content(message: dict[str, Any], kind: Any) -> tuple[str, str]:
     """Return (text, button payload) for one message of any type."""
     if kind == "text":
-        return _text(_dict(message.get("text"), "text").get("body", ""), "text body"), ""
+        return json_text(json_object(message.get("text"), "text").get("body", ""), "text body"), ""
     if kind == "interactive":
-        interactive = _dict(message.get("interactive"), "interactive")
+        interactive = json_object(message.get("interactive"), "interactive")
         for reply_kind in ("button_reply", "list_reply"):
             if reply_kind in interactive:
-                reply = _dict(interactive[reply_kind], reply_kind)
-                payload = _text(reply.get("id", ""), "reply id")
-                return _text(reply.get("title", ""), "reply title") or payload, payload
+                reply = json_object(interactive[reply_kind], reply_kind)
+                payload = json_text(reply.get("id", ""), "reply id")
+                return json_text(reply.get("title", ""), "reply title") or payload, payload
         return "[interactive]", ""
     if kind == "button":
         # A quick-reply button of a template message.
-        pressed = _dict(message.get("button"), "button")
-        payload = _text(pressed.get("payload", ""), "button payload")
-        return _text(pressed.get("text", ""), "button text") or payload, payload
+        pressed = json_object(message.get("button"), "button")
+        payload = json_text(pressed.get("payload", ""), "button payload")
+        return json_text(pressed.get("text", ""), "button text") or payload, payload
     label = kind if isinstance(kind, str) and kind.isidentifier() else "message"
     media = message.get(label)
     caption = media.get("caption", "") if isinstance(media, dict) else ""
@@ -131,8 +113,8 @@ def _content(message: dict[str, Any], kind: Any) -> tuple[str, str]:
 
 
 def _status(status: dict[str, Any]) -> StatusEvent | None:
-    wamid = _text(status.get("id"), "status id")
-    state = _text(status.get("status"), "status")
+    wamid = json_text(status.get("id"), "status id")
+    state = json_text(status.get("status"), "status")
     if not wamid:
         raise ValueError("status without id")
     if state not in STATUSES:

@@ -25,22 +25,10 @@ from openline.conversations.tests.inbound_helpers import (
     ivan,
     receive,
     send_outbox,
-    with_buttons,
-    with_telegram,
 )
 from openline.openchannels.services import consent_settings
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def messenger_channel(channel):
-    return with_telegram(channel)
-
-
-@pytest.fixture
-def buttons_channel(channel):
-    return with_buttons(with_telegram(channel))
 
 
 def test_first_message_is_stored_and_warns_with_the_exact_version_link(messenger_channel, client):

@@ -19,22 +19,10 @@ from openline.conversations.tests.inbound_helpers import (
     consented,
     receive,
     send_outbox,
-    with_buttons,
-    with_telegram,
 )
 from openline.conversations.tests.verify_events import verify_action
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def messenger_channel(channel):
-    return with_telegram(channel)
-
-
-@pytest.fixture
-def buttons_channel(channel):
-    return with_buttons(with_telegram(channel))
 
 
 def test_first_message_opens_a_chat_and_queues_the_warning(messenger_channel):

@@ -19,21 +19,9 @@ from openline.conversations.tests.inbound_helpers import (
     consented,
     receive,
     send_outbox,
-    with_buttons,
-    with_telegram,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def messenger_channel(channel):
-    return with_telegram(channel)
-
-
-@pytest.fixture
-def buttons_channel(channel):
-    return with_buttons(with_telegram(channel))
 
 
 def test_a_queued_warning_is_not_confirmed_by_writing_again(messenger_channel):

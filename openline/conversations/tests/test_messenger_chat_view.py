@@ -13,15 +13,9 @@ from openline.conversations.tests.inbound_helpers import (
     client_visitor,
     consented,
     receive,
-    with_telegram,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def messenger_channel(channel):
-    return with_telegram(channel)
 
 
 def _page(client, conversation) -> str:

@@ -18,15 +18,9 @@ from openline.conversations.tests.inbound_helpers import (
     client_visitor,
     consented,
     receive,
-    with_telegram,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def messenger_channel(channel):
-    return with_telegram(channel)
 
 
 @pytest.fixture
