@@ -94,6 +94,7 @@ def _environment(*, database_url: str, var_dir: Path, env: dict | None) -> dict:
             "OPENLINE_SECRET_KEY": settings.SECRET_KEY,
             "OPENLINE_ALLOWED_HOSTS": "127.0.0.1",
             "OPENLINE_LOG_LEVEL": "ERROR",
+            "OPENLINE_DEMO_SITE": "0",
             **(env or {}),
         }
     )

@@ -44,6 +44,8 @@ def server_env(**overrides: str) -> dict[str, str]:
             "OPENLINE_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "OPENLINE_CHANNEL_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
             "OPENLINE_LOG_LEVEL": "WARNING",
+            # Servers under test answer on their own port only (no demo website on 8001).
+            "OPENLINE_DEMO_SITE": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )
