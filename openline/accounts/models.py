@@ -20,6 +20,9 @@ class User(AbstractUser):
     # Set when an administrator resets the password; the console and API refuse everything
     # but the change-password page until the user picks a new one.
     must_change_password = models.BooleanField(default=False)
+    # The picture clients see next to this user's messages, served at an unguessable URL that
+    # changes with each upload (accounts/avatars.py); blank = no picture.
+    avatar_key = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         ordering = ["username"]
@@ -38,3 +41,16 @@ class User(AbstractUser):
     @property
     def is_auditor(self) -> bool:
         return self.role == Role.AUDITOR
+
+
+class Avatar(models.Model):
+    """A staff user's picture, re-encoded small and square; the bytes live in the database."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="avatar")
+    key = models.CharField(max_length=40, unique=True)
+    image = models.BinaryField()
+    content_type = models.CharField(max_length=40, default="image/webp")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Picture of {self.user}"

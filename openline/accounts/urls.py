@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openline.accounts import password_views, views
+from openline.accounts import password_views, profile_views, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path("console/users/new/", views.user_create, name="user_create"),
     path("console/users/<int:pk>/", views.user_edit, name="user_edit"),
     path("console/password/", password_views.password_change, name="password_change"),
+    path("console/profile/", profile_views.profile, name="profile"),
     path(
         "console/users/<int:pk>/reset-password/",
         password_views.user_reset_password,

@@ -7,6 +7,8 @@ also refuses requests whose Origin is not Openline's own (the iframe's).
 
 from __future__ import annotations
 
+import json
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,6 +22,8 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from openline.accounts.models import Role
+from openline.accounts.permissions import has_role
 from openline.consent import receipt_views
 from openline.consent.models import ConsentState
 from openline.consent.services import current_state
@@ -32,10 +36,13 @@ from openline.livechat import flows, limits, tokens
 from openline.livechat.consumers import conversation_state, livechat_channel
 from openline.livechat.origins import allowed_origins
 from openline.livechat.strings import widget_strings
+from openline.openchannels.hours import hours_state
+from openline.openchannels.models import DEFAULT_COLOR, LauncherPosition
 from openline.openchannels.policy import consent_offer, offer_payload
 
 WIDGET_LANGUAGES = ("en", "de")
 MAX_BODY = 20_000
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def public_origin(request: HttpRequest) -> str:
@@ -65,12 +72,12 @@ def _channel_or_404(code: str):
 @require_GET
 def loader(request: HttpRequest, code: str) -> HttpResponse:
     """Serve the small script a website embeds: a launcher button and the chat iframe."""
-    if livechat_channel(code) is None:
+    channel = livechat_channel(code)
+    if channel is None:
         response = HttpResponse("/* Openline: this live chat is not available. */\n", status=404)
         response["Content-Type"] = "text/javascript; charset=utf-8"
         return response
-    origin = public_origin(request)
-    body = render_to_string("livechat/loader.js", {"origin": origin, "code": code})
+    body = render_to_string("livechat/loader.js", loader_context(request, channel))
     response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=300"
     response["Access-Control-Allow-Origin"] = "*"
@@ -84,6 +91,7 @@ def frame(request: HttpRequest, code: str) -> HttpResponse:
     """Serve the chat itself, inside an iframe on the allowed websites only."""
     channel = _channel_or_404(code)
     language = widget_language(request)
+    preview = request.GET.get("preview") == "1" and may_preview(request.user, channel)
     with translation.override(language):
         config = {
             "code": channel.code,
@@ -91,8 +99,13 @@ def frame(request: HttpRequest, code: str) -> HttpResponse:
             "ws": f"/ws/widget/{channel.code}/",
             "start": reverse("livechat_public:start", kwargs={"code": channel.code}),
             "receipt": reverse("livechat_public:receipt", kwargs={"code": channel.code}),
-            "consent": offer_payload(consent_offer(channel, language)),
+            "consent": offer_payload(
+                consent_offer(channel, language), base_url=public_origin(request)
+            ),
             "t": widget_strings(),
+            "appearance": appearance(channel),
+            "hours": hours_state(channel),
+            "preview": preview,
         }
         response = render(
             request,
@@ -101,12 +114,52 @@ def frame(request: HttpRequest, code: str) -> HttpResponse:
         )
     origins = allowed_origins(channel)
     host = request.get_host()
+    ancestors = " ".join(origins) if origins else "'none'"
+    if preview:
+        # Only the console (the channel's Live chat page) shows the preview.
+        ancestors = "'self'"
     response["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'none'; "
-        f"frame-ancestors {' '.join(origins) if origins else chr(39) + 'none' + chr(39)}"
+        f"frame-ancestors {ancestors}"
     )
     return response
+
+
+def may_preview(user, channel) -> bool:
+    """Tell whether ``user`` may see the channel's widget preview (its administrators, operators)."""
+    if not has_role(user, Role.ADMINISTRATOR, Role.OPERATOR):
+        return False
+    return user.role == Role.ADMINISTRATOR or channel.operators.filter(pk=user.pk).exists()
+
+
+def appearance(channel) -> dict:
+    """Return how the widget looks (spec: the "appearance" dict); all plain text."""
+    return {
+        "title": channel.title,
+        "color": channel.color if _COLOR.match(channel.color or "") else DEFAULT_COLOR,
+        "greeting": channel.greeting,
+        "position": "left" if channel.launcher_position == LauncherPosition.LEFT else "right",
+    }
+
+
+def _script_json(value) -> str:
+    """Serialise ``value`` for a <script> body: no "<", ">" or "&" that could end it."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def loader_context(request: HttpRequest, channel) -> dict:
+    """Return the loader template's context (spec: origin, code, colour, position, origins)."""
+    look = appearance(channel)
+    return {
+        "origin": public_origin(request),
+        "code": channel.code,
+        "color": look["color"],
+        "position": look["position"],
+        "label": look["title"],
+        "allowed_origins_json": _script_json(allowed_origins(channel)),
+    }
 
 
 def _json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -170,7 +223,13 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
     except actions.ActionError as exc:
         if exc.code in ("consent_required", "consent_changed"):
             return _json_error(
-                409, exc.code, exc.message, consent=offer_payload(consent_offer(channel, language))
+                409,
+                exc.code,
+                exc.message,
+                consent=offer_payload(
+                    consent_offer(channel, language), base_url=public_origin(request)
+                ),
+                consent_changed=flows.consent_status(channel, visitor).changed,
             )
         status = 404 if exc.code == "not_found" else 400
         return _json_error(status, exc.code, exc.message)

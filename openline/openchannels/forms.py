@@ -2,11 +2,15 @@ from django import forms
 
 from openline.accounts.models import Role, User
 from openline.consent.models import Agreement
+from openline.openchannels import appearance, hours
 from openline.openchannels.models import (
     DEFAULT_WITHDRAW_KEYWORDS,
+    MAX_GREETING,
     ConnectorKind,
     CrmItemKind,
+    LauncherPosition,
     MessengerConsentMode,
+    color_validator,
 )
 
 
@@ -125,3 +129,121 @@ class ConsentSettingsForm(forms.Form):
             if name not in self.data or (name == "messenger_consent_mode" and not data[name]):
                 data.pop(name, None)
         return data
+
+
+class AppearanceForm(forms.Form):
+    """How a channel's live chat looks, and when operators answer it."""
+
+    display_name = forms.CharField(
+        max_length=120,
+        required=False,
+        label="Name shown to clients",
+        help_text="Leave empty to show the Open Channel's name.",
+    )
+    color = forms.CharField(
+        max_length=40,
+        label="Colour",
+        widget=forms.TextInput(attrs={"type": "color"}),
+        help_text="The chat button, the header and the client's messages use it.",
+    )
+    greeting = forms.CharField(
+        max_length=MAX_GREETING,
+        required=False,
+        label="Greeting",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The first message clients see. Leave empty for the built-in welcome.",
+    )
+    launcher_position = forms.ChoiceField(
+        choices=LauncherPosition.choices, label="Chat button position"
+    )
+    hours_enabled = forms.BooleanField(required=False, label="Use working hours")
+    hours_timezone = forms.CharField(
+        max_length=64,
+        label="Time zone",
+        widget=forms.TextInput(attrs={"list": "timezones", "autocomplete": "off"}),
+        help_text="An IANA time zone, e.g. Europe/Berlin or America/New_York.",
+    )
+    offline_message = forms.CharField(
+        max_length=MAX_GREETING,
+        required=False,
+        label="Message outside working hours",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Clients can still write; they see this until an operator is back.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for index, day in enumerate(hours.WEEKDAYS):
+            self.fields[f"day_{index}"] = forms.CharField(
+                required=False,
+                label=f"{day} hours",
+                widget=forms.TextInput(attrs={"placeholder": "09:00-18:00", "inputmode": "text"}),
+            )
+            self.fields[f"closed_{index}"] = forms.BooleanField(
+                required=False, label=f"{day} closed"
+            )
+
+    @classmethod
+    def initial_for(cls, channel) -> dict:
+        """Return the form's initial data from the channel's settings."""
+        initial = {
+            "display_name": channel.display_name,
+            "color": channel.color,
+            "greeting": channel.greeting,
+            "launcher_position": channel.launcher_position,
+            "hours_enabled": channel.hours_enabled,
+            "hours_timezone": channel.hours_timezone,
+            "offline_message": channel.offline_message,
+        }
+        week = channel.working_hours if isinstance(channel.working_hours, list) else []
+        if not any(week):
+            # A first suggestion: office hours on weekdays.
+            week = [[["09:00", "18:00"]]] * 5 + [[], []]
+        for index in range(7):
+            ranges = week[index] if index < len(week) else []
+            initial[f"day_{index}"] = hours.format_day(ranges)
+            initial[f"closed_{index}"] = not ranges
+        return initial
+
+    def days(self) -> list[dict]:
+        """Return the weekday rows for the template: name, hours field, closed field."""
+        return [
+            {"name": day, "hours": self[f"day_{i}"], "closed": self[f"closed_{i}"]}
+            for i, day in enumerate(hours.WEEKDAYS)
+        ]
+
+    def clean_color(self) -> str:
+        color = self.cleaned_data["color"].strip().lower()
+        try:
+            color_validator(color)
+        except forms.ValidationError:
+            raise forms.ValidationError("Enter a colour like #2156d9.") from None
+        return color
+
+    def clean_hours_timezone(self) -> str:
+        return hours.validate_timezone(self.cleaned_data["hours_timezone"])
+
+    def clean(self):
+        cleaned = super().clean()
+        week: list[list[list[str]]] = []
+        for index in range(7):
+            if cleaned.get(f"closed_{index}"):
+                week.append([])
+                continue
+            try:
+                ranges = hours.parse_day(cleaned.get(f"day_{index}", ""))
+            except forms.ValidationError as exc:
+                self.add_error(f"day_{index}", exc)
+                ranges = []
+            else:
+                if not ranges and cleaned.get("hours_enabled"):
+                    self.add_error(f"day_{index}", "Enter the hours, or tick Closed.")
+            week.append(ranges)
+        if cleaned.get("hours_enabled") and not any(week):
+            self.add_error(None, "With working hours on, open on at least one day.")
+        cleaned["working_hours"] = week
+        return cleaned
+
+    def settings(self) -> dict:
+        """Return the cleaned values as keyword arguments of ``update_appearance``."""
+        return {name: self.cleaned_data[name] for name in appearance.FIELDS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 
 from openline.core.ids import public_code
@@ -38,6 +39,22 @@ class MessengerConsentMode(models.TextChoices):
 
 
 DEFAULT_WITHDRAW_KEYWORDS = "/stop\nwithdraw consent"
+DEFAULT_COLOR = "#2156d9"
+DEFAULT_OFFLINE_MESSAGE = (
+    "We are away right now. Leave a message and we will answer when we are back."
+)
+MAX_GREETING = 500
+color_validator = RegexValidator(r"^#[0-9a-f]{6}$", "Enter a colour like #2156d9.")
+
+
+class LauncherPosition(models.TextChoices):
+    RIGHT = "right", "Bottom right"
+    LEFT = "left", "Bottom left"
+
+
+def no_hours() -> list:
+    """Return the working-hours default: seven closed days, Monday first."""
+    return [[] for _ in range(7)]
 
 
 class OpenChannel(models.Model):
@@ -83,6 +100,31 @@ class OpenChannel(models.Model):
     unconfirmed_retention_days = models.PositiveIntegerField(
         "Delete unconfirmed clients after (days)", null=True, blank=True
     )
+    # How the live chat looks to clients; all plain text, the widget never renders HTML.
+    display_name = models.CharField("Name shown to clients", max_length=120, blank=True)
+    color = models.CharField(
+        "Colour", max_length=7, default=DEFAULT_COLOR, validators=[color_validator]
+    )
+    greeting = models.TextField(
+        "Greeting", blank=True, validators=[MaxLengthValidator(MAX_GREETING)]
+    )
+    launcher_position = models.CharField(
+        "Chat button position",
+        max_length=5,
+        choices=LauncherPosition.choices,
+        default=LauncherPosition.RIGHT,
+    )
+    # Working hours: off = always open. Seven lists (Monday first) of ["HH:MM", "HH:MM"]
+    # ranges in ``hours_timezone``; "24:00" ends a day, so a night shift is two ranges.
+    hours_enabled = models.BooleanField("Use working hours", default=False)
+    hours_timezone = models.CharField("Time zone", max_length=64, default="UTC")
+    working_hours = models.JSONField(default=no_hours, blank=True)
+    offline_message = models.TextField(
+        "Message outside working hours",
+        blank=True,
+        default=DEFAULT_OFFLINE_MESSAGE,
+        validators=[MaxLengthValidator(MAX_GREETING)],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,6 +133,20 @@ class OpenChannel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def title(self) -> str:
+        """Return the name clients see: the display name, else the channel's name."""
+        return self.display_name or self.name
+
+    @property
+    def livechat_without_websites(self) -> bool:
+        """Tell whether Live chat is on but no website may show it (uses prefetched connectors)."""
+        connector = self.connector(ConnectorKind.LIVECHAT)
+        if connector is None or not connector.is_enabled:
+            return False
+        # livechat.origins.CONFIG_KEY; read here because Open Channels sit below Live chat.
+        return not connector.config.get("allowed_origins")
 
     def connector(self, kind: str) -> Connector | None:
         """Return this channel's connector of ``kind``, if configured."""

@@ -7,6 +7,9 @@ explicit native buttons. Faces ask here what to show and whether consent is stil
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.urls import reverse
+
 from openline.consent.models import ConsentState
 from openline.consent.services import ShownText, current_state, text_for
 from openline.openchannels.models import DEFAULT_WITHDRAW_KEYWORDS, MessengerConsentMode
@@ -52,11 +55,18 @@ def consent_offer(channel, language: str | None) -> ShownText | None:
     return text_for(version, language)
 
 
-def offer_payload(shown: ShownText | None) -> dict | None:
-    """Serialise a consent offer for the widget (the HTML is already sanitised)."""
+def offer_payload(shown: ShownText | None, *, base_url: str = "") -> dict | None:
+    """Serialise a consent offer for the widget (the HTML is already sanitised).
+
+    ``url`` is the public page of exactly this version in the language shown: absolute with
+    ``base_url`` or OPENLINE_PUBLIC_URL, else a path the widget resolves on Openline's origin.
+    """
     if shown is None:
         return None
+    path = reverse("consent_public:version", kwargs={"code": shown.version.public_code})
+    base = (base_url or getattr(settings.CONFIG, "public_url", "") or "").rstrip("/")
     return {
+        "url": f"{base}{path}?lang={shown.language}",
         "version": shown.version.id,
         "number": shown.version.number,
         "language": shown.language,
