@@ -143,7 +143,9 @@ CONVERSATION = Obj(
         "id": INT,
         "channel": INT,
         "channel_name": STR,
+        # The client's name when the CRM knows it, else the pseudonym (never once erased).
         "visitor": STR,
+        "visitor_pseudonym": STR,
         "status": STATUS,
         "assignee": Nullable(INT),
         "assignee_name": STR,
@@ -166,6 +168,7 @@ MESSAGE = Obj(
         "client_id": STR,
         "sender": SENDER,
         "author": STR,
+        "avatar": STR,
         "text": STR,
         "created_at": TIME,
         "delivered_at": Nullable(TIME),
@@ -296,6 +299,25 @@ register(
                 ),
             }
         ),
+        visitor=None,
+    )
+)
+# notes.add_note: a private note, for the channel's operators only; never for the client.
+NOTE = Obj(
+    {
+        "id": INT,
+        "conversation": INT,
+        "client_id": STR,
+        "author": STR,
+        "author_id": Nullable(INT),
+        "text": STR,
+        "created_at": TIME,
+    }
+)
+register(
+    EventSchema(
+        type="note.added",
+        operators=Obj({"type": Literal("note.added"), "note": NOTE}),
         visitor=None,
     )
 )

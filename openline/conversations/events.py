@@ -14,6 +14,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from openline.accounts.avatars import avatar_url
+from openline.conversations import naming
+
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "openline.event"
@@ -53,6 +56,8 @@ def message_payload(message) -> dict:
         "client_id": message.client_id,
         "sender": message.sender,
         "author": str(author) if author else "",
+        # Derived from the author row (no query): callers select_related("author").
+        "avatar": avatar_url(author),
         "text": message.text,
         "created_at": _iso(message.created_at),
         "delivered_at": _iso(message.delivered_at),
@@ -60,14 +65,25 @@ def message_payload(message) -> dict:
     }
 
 
-def conversation_payload(conversation, *, unread: int | None = None) -> dict:
-    """Serialise a conversation for the operator inbox."""
+_RESOLVE = object()
+
+
+def conversation_payload(conversation, *, unread: int | None = None, known=_RESOLVE) -> dict:
+    """Serialise a conversation for the operator inbox, naming the client as the CRM knows them.
+
+    ``known`` is the visitor's ``naming.ClientName`` (or None) when the caller resolved a whole
+    page at once; left out, this one visitor is looked up here.
+    """
     assignee = conversation.assignee
+    visitor = conversation.visitor
+    if known is _RESOLVE:
+        known = None if visitor.erased_at else naming.client_names([visitor.pk]).get(visitor.pk)
     return {
         "id": conversation.id,
         "channel": conversation.channel_id,
         "channel_name": conversation.channel.name,
-        "visitor": str(conversation.visitor),
+        "visitor": naming.label(visitor, known),
+        "visitor_pseudonym": str(visitor),
         "status": conversation.status,
         "assignee": conversation.assignee_id,
         "assignee_name": str(assignee) if assignee else "",

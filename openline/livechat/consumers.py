@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from django.conf import settings
+
 from openline.conversations import actions, events
 from openline.conversations.models import (
     Conversation,
@@ -19,10 +21,11 @@ from openline.conversations.protocol import (
     db_async,
     int_field,
 )
-from openline.core.ip import scope_client_ip
+from openline.core.ip import scope_client_ip, scope_forwarded_scheme
 from openline.livechat import flows, limits, tokens
+from openline.openchannels.hours import hours_state
 from openline.openchannels.models import ConnectorKind, OpenChannel
-from openline.openchannels.policy import consent_offer, needs_consent, offer_payload
+from openline.openchannels.policy import consent_offer, offer_payload
 
 AUTH_TIMEOUT = 10
 HISTORY_LIMIT = 200
@@ -49,7 +52,7 @@ def conversation_state(conversation) -> dict | None:
     }
 
 
-def visitor_ready(*, channel, visitor, last_id: int, language: str) -> dict:
+def visitor_ready(*, channel, visitor, last_id: int, language: str, base_url: str = "") -> dict:
     """Build the ``ready`` frame: a fresh token, the current conversation, missed messages, the gate."""
     conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
     current = conversations.order_by("-id").first()
@@ -65,16 +68,23 @@ def visitor_ready(*, channel, visitor, last_id: int, language: str) -> dict:
         ]
     else:
         messages = []
-    must = needs_consent(channel, visitor)
+    consent = flows.consent_status(channel, visitor)
     return {
         "type": "ready",
         "token": tokens.make_token(visitor=visitor, channel=channel),
         "visitor": visitor.public_id.hex,
         "conversation": conversation_state(current),
         "messages": [events.message_payload(m) for m in messages],
-        "consent_required": must,
-        "consent": offer_payload(consent_offer(channel, language)) if must else None,
-        "has_consent": bool(channel.consent_enabled and not must),
+        "consent_required": consent.required,
+        "consent": (
+            offer_payload(consent_offer(channel, language), base_url=base_url)
+            if consent.required
+            else None
+        ),
+        # A consent in force keeps the receipt and withdrawal at hand, even for an older version.
+        "has_consent": consent.in_force,
+        "consent_changed": consent.changed,
+        "hours": hours_state(channel),
     }
 
 
@@ -89,6 +99,7 @@ class VisitorConsumer(JsonFrameConsumer):
         self.channel_obj: OpenChannel | None = None
         self.ip = scope_client_ip(self.scope)
         self.user_agent = _header(self.scope, b"user-agent")[:1000]
+        self.base_url = _base_url(self.scope)
         self.language = "en"
         self.authenticating = False
         self.closing = False
@@ -168,7 +179,11 @@ class VisitorConsumer(JsonFrameConsumer):
         actions.touch_visitor(visitor=visitor)
         self.visitor, self.channel_obj = visitor, channel
         return visitor_ready(
-            channel=channel, visitor=visitor, last_id=last_id, language=self.language
+            channel=channel,
+            visitor=visitor,
+            last_id=last_id,
+            language=self.language,
+            base_url=self.base_url,
         )
 
     # ----- frames ------------------------------------------------------------------------
@@ -179,7 +194,11 @@ class VisitorConsumer(JsonFrameConsumer):
     async def frame_sync(self, frame: dict) -> None:
         last_id = int_field(frame, "last_id", default=0)
         ready = await db_async(visitor_ready)(
-            channel=self.channel_obj, visitor=self.visitor, last_id=last_id, language=self.language
+            channel=self.channel_obj,
+            visitor=self.visitor,
+            last_id=last_id,
+            language=self.language,
+            base_url=self.base_url,
         )
         await self.send_json(ready)
 
@@ -203,15 +222,19 @@ class VisitorConsumer(JsonFrameConsumer):
             )
         except actions.ActionError as exc:
             if exc.code == "consent_required":
-                offer = await db_async(self._offer)()
-                exc.extra["consent"] = offer
+                exc.extra.update(await db_async(self._offer)())
             raise
         if not created:
             # A resent frame: confirm it to this connection only; others already have it.
             await self.send_json({"type": "message", "message": events.message_payload(message)})
 
-    def _offer(self) -> dict | None:
-        return offer_payload(consent_offer(self.channel_obj, self.language))
+    def _offer(self) -> dict:
+        return {
+            "consent": offer_payload(
+                consent_offer(self.channel_obj, self.language), base_url=self.base_url
+            ),
+            "consent_changed": flows.consent_status(self.channel_obj, self.visitor).changed,
+        }
 
     async def frame_typing(self, frame: dict) -> None:
         conversation = await self._conversation(frame, open_only=True)
@@ -254,6 +277,18 @@ class VisitorConsumer(JsonFrameConsumer):
         if open_only:
             conversations = conversations.exclude(status=ConversationStatus.CLOSED)
         return conversations.select_related("visitor").filter(pk=conversation_id).first()
+
+
+def _base_url(scope) -> str:
+    """Return Openline's public origin for links in frames (OPENLINE_PUBLIC_URL, else the Host)."""
+    if settings.OPENLINE_PUBLIC_URL:
+        return settings.OPENLINE_PUBLIC_URL
+    host = _header(scope, b"host")
+    if not host or any(c in host for c in "/\\@ "):
+        return ""  # the widget resolves a bare path on its own origin
+    # Behind a TLS-terminating proxy the socket is plain ws: believe a trusted proxy's scheme.
+    scheme = scope_forwarded_scheme(scope) or ("https" if scope.get("scheme") == "wss" else "http")
+    return f"{scheme}://{host}"
 
 
 def _header(scope, name: bytes) -> str:

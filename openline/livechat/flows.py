@@ -136,6 +136,40 @@ def livechat_start(
     return Started(visitor=visitor, conversation=conversation, message=message, record=record)
 
 
+@dataclass(frozen=True)
+class ConsentStatus:
+    """What the widget needs to know about a client's consent on a channel."""
+
+    required: bool  # the gate must be shown before a new chat
+    in_force: bool  # the latest record on the channel's agreement is "given" (any version)
+    changed: bool  # the client agreed to an earlier version and must read the new one
+
+
+def consent_status(channel, visitor: Visitor | None) -> ConsentStatus:
+    """Tell whether ``visitor`` must consent, has a consent in force, and agreed to an older text."""
+    if visitor is None or channel.agreement_id is None:
+        return ConsentStatus(
+            required=needs_consent(channel, visitor), in_force=False, changed=False
+        )
+    latest = consent_services.current_state(visitor=visitor, agreement=channel.agreement)
+    in_force = latest is not None and latest.state == ConsentState.GIVEN
+    version = channel.agreement.current_version if channel.consent_enabled else None
+    # The same rule as policy.needs_consent, without reading the latest record twice.
+    required = version is not None and not (
+        in_force and latest is not None and latest.version_id == version.id
+    )
+    changed = False
+    if required:
+        changed = (
+            ConsentRecord.objects.filter(
+                visitor=visitor, agreement_id=channel.agreement_id, state=ConsentState.GIVEN
+            )
+            .exclude(version=version)
+            .exists()
+        )
+    return ConsentStatus(required=required, in_force=in_force, changed=changed)
+
+
 def _host_label(page_url: str) -> str:
     try:
         host = urlsplit(page_url).hostname or ""

@@ -41,6 +41,12 @@ def parse_origins(text: str) -> list[str]:
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
             errors.append(f"{item!r}: leave out the path; only scheme, host and port count.")
             continue
+        if ":" in host:
+            # Chromium ignores IPv6 literals in frame-ancestors: the chat would never open there.
+            errors.append(
+                f"{item!r}: browsers do not accept IPv6 addresses here; use the site's host name."
+            )
+            continue
         if any(c in host for c in " ;'\""):
             errors.append(f"{item!r} is not a web address.")
             continue

@@ -37,4 +37,20 @@ def widget_strings() -> dict[str, str]:
         "close": _("Close chat"),
         "error": _("Something went wrong. Please try again."),
         "limited": _("You are sending messages too quickly. Wait a moment."),
+        "changed_since": _("The text has changed since you last agreed."),
+        "consent_text": _("Consent text"),
+        "scroll_more": _("Scroll to read all"),
+        "full_text": _("Read the full text"),
+        "withdraw_question": _("Withdraw your consent?"),
+        "withdraw_effect": _(
+            "This chat will be closed. To chat again you will need to accept the text again."
+        ),
+        "cancel": _("Cancel"),
+        "closed_now": _(
+            "We are away right now. Leave a message and we will answer when we are back."
+        ),
+        "back_at": _("Back on %(time)s."),
+        "sample_client": _("Hi! Do you ship to Austria?"),
+        "sample_operator": _("Yes, we deliver to Austria within 3 working days."),
+        "sample_name": _("Alex"),
     }

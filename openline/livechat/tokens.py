@@ -1,9 +1,14 @@
 """Signed visitor tokens: who a widget is, on which channel, until when.
 
-The token lives in the iframe's localStorage on Openline's own origin, so the
-host page cannot read it. It is signed with the secret key (django.core.signing),
-bound to one visitor and one channel, and expires; every successful connection
-hands out a fresh one, so an active client never sees it expire.
+The widget keeps the token in the iframe's localStorage on Openline's own origin
+when the browser allows it. Browsers that block third-party storage (Chromium's
+default) refuse that, so the loader also keeps a copy in the website's own
+localStorage and hands it to the iframe by postMessage (both sides check origin
+and source). Any script on that website can therefore read it: it lets that script
+read this client's chat and write as them on this one channel, nothing else. The
+token is signed with the secret key (django.core.signing), bound to one visitor and
+one channel, and expires; every successful connection hands out a fresh one, so an
+active client never sees it expire.
 """
 
 from __future__ import annotations

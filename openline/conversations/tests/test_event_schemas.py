@@ -54,6 +54,7 @@ def _message_event(conversation) -> dict:
             "client_id": "first",
             "sender": "visitor",
             "author": "",
+            "avatar": "",
             "text": message.text,
             "created_at": message.created_at.isoformat(),
             "delivered_at": None,

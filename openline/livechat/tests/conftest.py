@@ -11,7 +11,9 @@ from openline.conversations.models import Conversation, Message, Visitor
 
 
 class HostSite:
-    def __init__(self, widget_origin: str, code: str):
+    def __init__(
+        self, widget_origin: str, code: str, *, bind: str = "127.0.0.2", hostname: str = ""
+    ):
         page = (
             "<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'><title>Example shop</title>"
             "<style>body{font:16px system-ui;margin:0;background:#fafafa}header{background:#222;color:#fff;padding:1rem 2rem}"
@@ -31,8 +33,8 @@ class HostSite:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-        self.origin = f"http://127.0.0.2:{self.server.server_address[1]}"
+        self.server = http.server.ThreadingHTTPServer((bind, 0), Handler)
+        self.origin = f"http://{hostname or bind}:{self.server.server_address[1]}"
         self.url = f"{self.origin}/pricing?plan=team"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

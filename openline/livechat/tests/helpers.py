@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 
 from openline.livechat import flows, tokens
 from openline.openchannels.policy import consent_offer
@@ -127,3 +129,60 @@ def run_async(make_coroutine, timeout: float = 60):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots" / "widget"
+
+
+def shot(page, name: str, full_page: bool = False) -> Path:
+    """Save a screenshot of the widget under var/screenshots/widget/ (look at it)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def widget_frame(page):
+    """Return the chat iframe's Frame (to evaluate script inside it)."""
+    for frame in page.frames:
+        if "/widget/" in frame.url and "/frame" in frame.url:
+            return frame
+    raise AssertionError("the chat iframe is not on the page")
+
+
+STORAGE_PROBE = """() => {
+  try { localStorage.setItem("openline-probe", "1"); localStorage.removeItem("openline-probe"); return true; }
+  catch (e) { return false; }
+}"""
+
+
+FRAME = "iframe[title='Chat with us']"
+
+
+def new_context(browser, width=1366, height=900):
+    """A browser context the size of a desktop (or the given) screen, in English."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+    context.set_default_timeout(10_000)
+    return context
+
+
+def open_chat(page, url):
+    """Open the website at url, open the chat and return the chat iframe's locator."""
+    page.goto(url)
+    page.get_by_role("button", name="Chat with us").click()
+    frame = page.frame_locator(FRAME)
+    frame.get_by_label("Write a message…").wait_for()
+    return frame
+
+
+def write(frame, text):
+    box = frame.get_by_label("Write a message…")
+    box.fill(text)
+    box.press("Enter")
+
+
+def sent(frame, text):
+    """Wait until the client's own message shows as sent (or later)."""
+    frame.locator(".ol-me:not(.ol-pending):not(.ol-waiting)").filter(has_text=text).locator(
+        ".ol-meta"
+    ).filter(has_text=re.compile("Sent|Delivered|Read")).wait_for()

@@ -40,7 +40,7 @@ def visitor_context(browser):
 
 
 def operator_page(browser, live_asgi, username="otto"):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
@@ -89,9 +89,9 @@ def test_accept_flow_records_consent_and_the_chat_reaches_the_operator(
     row.wait_for()
     row.click()
     operator.get_by_text("Consent given · v1").wait_for()
-    assert operator.get_by_role("link", name="Consent given · v1").get_attribute("href") == (
-        f"/console/obtained-consents/{record.uuid}/"
-    )
+    assert operator.locator("#client-panel").get_by_role("link", name="Wording").get_attribute(
+        "href"
+    ) == (f"/c/{record.version.public_code}/")
     operator.locator("#live-state.on").wait_for()
     # Visitor typing shows in the console; operator typing shows in the widget.
     frame.get_by_label("Write a message…").type("and")
@@ -327,6 +327,7 @@ def test_withdrawal_from_the_widget_menu(storage_browser, host_site, channel):
     frame.get_by_role("button", name="Menu").click()
     screenshot(page, "widget-menu", full_page=False)
     frame.get_by_role("menuitem", name="Withdraw consent").click()
+    frame.get_by_role("alertdialog").get_by_role("button", name="Withdraw consent").click()
     frame.get_by_text("You withdrew your consent").wait_for()
     withdrawal = ConsentRecord.objects.order_by("-id").first()
     assert withdrawal.state == "withdrawn" and withdrawal.address == host_site.url

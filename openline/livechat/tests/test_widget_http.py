@@ -189,3 +189,37 @@ def test_only_administrators_configure_the_widget(channel, auditor, username):
     client = Client()
     client.force_login(User.objects.get(username=username))
     assert client.get(f"/console/contact-center/live-chat/{channel.pk}/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://*.example.com", ["https://*.example.com"]),
+        ("HTTP://Shop.Example:8080/", ["http://shop.example:8080"]),
+        ("https://a.example, https://a.example", ["https://a.example"]),
+    ],
+)
+def test_allowed_websites_are_normalised(text, expected):
+    from openline.livechat.origins import parse_origins
+
+    assert parse_origins(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("http://[::1]:8001", "IPv6"),
+        ("https://[2001:db8::1]", "IPv6"),
+        ("https://*", "origin like"),
+        ("ftp://example.com", "origin like"),
+        ("https://example.com/shop", "leave out the path"),
+    ],
+)
+def test_allowed_websites_refuse_what_browsers_would_ignore(text, complaint):
+    from django.core.exceptions import ValidationError
+
+    from openline.livechat.origins import parse_origins
+
+    with pytest.raises(ValidationError) as caught:
+        parse_origins(text)
+    assert complaint in " ".join(caught.value.messages)
