@@ -31,6 +31,7 @@ from openline.consent.models import (
     ConsentState,
     SourceType,
 )
+from openline.conversations import naming
 from openline.conversations.models import Visitor
 from openline.core.api_errors import errors
 from openline.core.pageurl import is_page_url
@@ -155,6 +156,9 @@ def list_records(request: HttpRequest, filters: Query[RecordFilters]):
         if first[0] in ("consent", "channel"):
             raise HttpError(404, " ".join(str(m) for m in first[1]))
         raise HttpError(422, f"{first[0]}: {' '.join(str(m) for m in first[1])}")
+    if flt.q:
+        # As in Obtained consents: the search also finds clients by their CRM name.
+        flt.q_visitor_ids = naming.visitors_matching(flt.q)  # a subquery, not a list of ids
     try:
         cursor = selectors.decode_cursor(filters.cursor) if filters.cursor else None
     except selectors.BadCursor as exc:

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from openline.accounts.models import Role
 from openline.accounts.permissions import ACTION, READ, StaffRequest, role_required
+from openline.conversations import naming
 from openline.conversations.models import Visitor
 from openline.core.params import BadParam, is_int, parse_id
 from openline.crm import awaiting
@@ -41,11 +42,17 @@ def awaiting_list(request: StaffRequest) -> HttpResponse:
     """List messenger clients awaiting consent, filtered by channel."""
     channel = _channel_filter(request, request.GET.get("channel"))
     clients = list(awaiting.awaiting_clients(user=request.user, channel=channel)[: LIMIT + 1])
+    # Named as everywhere in the console: the CRM's name, else the messenger profile's.
+    names = naming.client_names(v.pk for v in clients[:LIMIT])
     return render(
         request,
         "crm/awaiting.html",
         {
             "clients": clients[:LIMIT],
+            "rows": [
+                {"visitor": v, "name": naming.label(v, names.get(v.pk)), "known": names.get(v.pk)}
+                for v in clients[:LIMIT]
+            ],
             "truncated": len(clients) > LIMIT,
             "limit": LIMIT,
             "channels": awaiting.visible_channels(request.user),

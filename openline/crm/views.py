@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,7 +29,8 @@ from openline.crm.models import (
     CrmVisitor,
     IdentityKind,
 )
-from openline.crm.normalize import search_digits
+from openline.crm.naming import item_name, matching_items
+from openline.crm.prefill import prefill_for
 from openline.openchannels.models import CrmItemKind, OpenChannel
 
 PAGE_SIZE = 25
@@ -71,13 +72,8 @@ def item_list(request: StaffRequest) -> HttpResponse:
     filters = form.cleaned_data if form.is_valid() else {}
     query = (filters.get("q") or "").strip()
     if query:
-        digits = search_digits(query)
-        by_identity = CrmIdentity.objects.filter(value__icontains=query.lower())
-        if digits:
-            by_identity = by_identity | CrmIdentity.objects.filter(
-                kind=IdentityKind.PHONE, value__contains=digits
-            )
-        items = items.filter(Q(name__icontains=query) | Q(pk__in=by_identity.values("item_id")))
+        # The same matching as the inbox search by client (crm.naming).
+        items = items.filter(matching_items(query))
     if filters.get("kind"):
         items = items.filter(kind=filters["kind"])
     if filters.get("channel"):
@@ -187,6 +183,7 @@ def item_detail(request: StaffRequest, pk: int) -> HttpResponse:
     identities = list(item.identities.all())
     context = {
         "item": item,
+        "title": item_name(item, visitors),
         "visitors": visitors,
         "conversations": conversations,
         "records": records,
@@ -393,13 +390,11 @@ def save_conversation(request: StaffRequest, conversation_id: int) -> HttpRespon
             "phone": next((i.display for i in identities if i.kind == IdentityKind.PHONE), ""),
             "kind": link.item.kind,
         }
+        found = None
     else:
-        initial = {
-            "name": visitor.name,
-            "email": visitor.email,
-            "phone": visitor.phone,
-            "kind": conversation.channel.crm_item_kind,
-        }
+        # The profile's fields, else what the client wrote in the chat; the operator checks.
+        found = prefill_for(conversation)
+        initial = {**found.initial(), "kind": conversation.channel.crm_item_kind}
     form = SaveToCrmForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -435,6 +430,7 @@ def save_conversation(request: StaffRequest, conversation_id: int) -> HttpRespon
             "form": form,
             "match": match,
             "link": link,
+            "found": found,
             "consent_line": _consent_line(records, [conversation]),
             "current_consent": next((r for r in reversed(records)), None),
             "section": "crm",

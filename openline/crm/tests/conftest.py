@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from openline.consent.models import ConsentMethod, ConsentOrigin, ConsentState, SourceType
-from openline.consent.services import record_consent
 from openline.conversations.models import Conversation, Message, Visitor
+from openline.testing.records import accept_livechat_consent
 
 PAGE_URL = "https://shop.example.com/pricing?plan=pro"
 
@@ -39,20 +38,14 @@ def make_chat(channel, *, name="", email="", phone="", origin="livechat", extern
 
 def accept_consent(conversation, *, ip="203.0.113.7", address=PAGE_URL):
     """Record the client's "I accept" in the live chat, as the widget does."""
-    channel = conversation.channel
-    return record_consent(
-        visitor=conversation.visitor,
-        version=channel.agreement.current_version,
-        language="en",
-        state=ConsentState.GIVEN,
-        method=ConsentMethod.CLICKED_ACCEPT,
-        origin=ConsentOrigin.LIVECHAT,
-        source_type=SourceType.WEBSITE,
+    return accept_livechat_consent(
+        conversation.visitor,
+        conversation.channel,
+        with_settings=False,
         source_label="shop.example.com",
         address=address,
         ip=ip,
         user_agent=conversation.visitor.user_agent,
-        channel=channel,
         conversation=conversation,
         evidence={"button": "I accept"},
     )
