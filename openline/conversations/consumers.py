@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from types import SimpleNamespace
+from typing import Any
 
 from django.conf import settings
 from django.contrib import auth
@@ -12,7 +14,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from openline.accounts import realtime
 from openline.accounts.middleware import session_still_active
 from openline.accounts.models import Role
-from openline.conversations import actions, events, limits
+from openline.conversations import actions, events, limits, notes
 from openline.conversations.models import Conversation, SenderKind
 from openline.conversations.protocol import (
     CLOSE_FORBIDDEN,
@@ -27,7 +29,7 @@ INBOX_ROLES = (Role.ADMINISTRATOR, Role.OPERATOR)
 # Frames an operator sends by their own hand. The inbox sends "delivered", "read" and "sync"
 # by itself as visitors write or the socket reconnects: counting those would keep an
 # unattended console signed in for as long as clients keep writing.
-ACTIVITY_FRAMES = frozenset({"reply", "typing"})
+ACTIVITY_FRAMES = frozenset({"reply", "note", "typing"})
 
 
 def visible_conversations(user):
@@ -43,7 +45,7 @@ def visible_conversations(user):
 class OperatorConsumer(JsonFrameConsumer):
     """Live inbox and chat events for an operator or administrator."""
 
-    frame_types = frozenset({"reply", "typing", "delivered", "read", "sync", "ping"})
+    frame_types = frozenset({"reply", "note", "typing", "delivered", "read", "sync", "ping"})
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -199,16 +201,34 @@ class OperatorConsumer(JsonFrameConsumer):
     async def frame_ping(self, frame: dict) -> None:
         await self.send_json({"type": "pong"})
 
-    async def frame_reply(self, frame: dict) -> None:
+    async def _write(self, frame: dict, action: Callable, echo: Callable[[Any], dict]) -> None:
+        """Run a writing action (reply, note) on the frame's conversation.
+
+        A repeated ``client_id`` creates nothing; the stored item is sent back with ``echo``.
+        """
         conversation = await self._conversation(frame)
-        message, created = await db_async(actions.send_reply, parallel=True)(
+        item, created = await db_async(action, parallel=True)(
             conversation=conversation,
             actor=self.user,
             text=frame.get("text"),
             client_id=frame.get("client_id") or "",
         )
         if not created:
-            await self.send_json({"type": "message", "message": events.message_payload(message)})
+            await self.send_json(echo(item))
+
+    async def frame_reply(self, frame: dict) -> None:
+        await self._write(
+            frame,
+            actions.send_reply,
+            lambda message: {"type": "message", "message": events.message_payload(message)},
+        )
+
+    async def frame_note(self, frame: dict) -> None:
+        await self._write(
+            frame,
+            actions.add_note,
+            lambda note: {"type": "note.added", "note": notes.note_payload(note)},
+        )
 
     async def frame_typing(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
@@ -231,6 +251,7 @@ class OperatorConsumer(JsonFrameConsumer):
     async def frame_sync(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
         last_id = int_field(frame, "last_id", default=0)
+        last_note_id = int_field(frame, "last_note_id", default=0)
         messages = await db_async(
             lambda: [
                 events.message_payload(m)
@@ -239,6 +260,18 @@ class OperatorConsumer(JsonFrameConsumer):
                 .order_by("id")[:500]
             ]
         )()
+        # Private notes only ever travel on this, the operators' socket.
+        note_list = await db_async(
+            lambda: [
+                notes.note_payload(n)
+                for n in notes.notes_between(conversation, after_id=last_note_id)
+            ]
+        )()
         await self.send_json(
-            {"type": "history", "conversation": conversation.id, "messages": messages}
+            {
+                "type": "history",
+                "conversation": conversation.id,
+                "messages": messages,
+                "notes": note_list,
+            }
         )

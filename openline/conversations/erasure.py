@@ -13,7 +13,13 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from openline.conversations.models import Conversation, ConversationStatus, Message, Visitor
+from openline.conversations.models import (
+    Conversation,
+    ConversationNote,
+    ConversationStatus,
+    Message,
+    Visitor,
+)
 from openline.conversations.outbox import forget_client
 
 ERASED_REASON = "The client's data was deleted"
@@ -47,10 +53,16 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
         close_conversation(conversation=conversation, actor=None, reason=ERASED_REASON)
     conversation_ids = list(visitor.conversations.values_list("pk", flat=True))
     deleted, _ = Message.objects.filter(conversation_id__in=conversation_ids).delete()
+    # Operators' private notes may name or describe the client: they go with the messages.
+    ConversationNote.objects.filter(conversation_id__in=conversation_ids).delete()
     # Messenger sends keep the client's platform id and the text sent: forget them too.
     forget_client(visitor=visitor)
-    # The inbox keeps a preview of the newest message: it is message text too.
-    Conversation.objects.filter(pk__in=conversation_ids).update(last_message_preview="")
+    # The inbox keeps a preview of the newest message: it is message text too. The page the
+    # client was on can carry personal data in its query (?email=...): it goes as well (the
+    # consent records keep their own address as proof).
+    Conversation.objects.filter(pk__in=conversation_ids).update(
+        last_message_preview="", page_url=""
+    )
     already = visitor.erased_at is not None
     if not already:
         visitor_erased.send(

@@ -215,3 +215,68 @@ class OutboxItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} send #{self.pk} ({self.state})"
+
+
+class ConversationNote(models.Model):
+    """A private note operators leave in a conversation; never sent to the client."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    # Client-chosen id so a note resent after a reconnect is not stored twice.
+    client_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "author", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="note_client_id_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Note #{self.pk} on chat #{self.conversation_id}"
+
+
+class CannedReply(models.Model):
+    """A ready-made reply: shared (no owner, managed by administrators) or one operator's own."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
+    )
+    title = models.CharField(max_length=120)
+    shortcut = models.SlugField(max_length=40, help_text="Typed after / in the reply box")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                condition=models.Q(owner__isnull=False),
+                name="canned_shortcut_once_per_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["shortcut"],
+                condition=models.Q(owner__isnull=True),
+                name="canned_shortcut_once_shared",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+    @property
+    def shared(self) -> bool:
+        return self.owner_id is None

@@ -1,4 +1,4 @@
-def url_samples(*, channel, **_) -> dict[str, dict]:
+def url_samples(*, channel, operator=None, **_) -> dict[str, dict]:
     from openline.conversations import actions
     from openline.conversations.models import VisitorOrigin
 
@@ -16,7 +16,19 @@ def url_samples(*, channel, **_) -> dict[str, dict]:
         visitor=inbound.get_or_create_client(channel=channel, kind="telegram", client=client),
     )
     sent = outbox.enqueue(conversation=messenger, text="Sample reply")
-    return {
+    samples = {}
+    if operator is not None:
+        from openline.conversations import canned
+
+        reply = canned.create_canned_reply(
+            actor=operator, title="Greeting", shortcut="hello", text="Hello! How can I help?"
+        )
+        samples = {
+            "conversations:canned_edit": {"pk": reply.pk},
+            "conversations:canned_delete": {"pk": reply.pk},
+        }
+    return samples | {
+        "conversations:add_note": {"conversation_id": conversation.pk},
         "conversations:resend": {"conversation_id": messenger.pk, "message_id": sent.message_id},
         "conversations:record_withdrawal": {"conversation_id": messenger.pk},
         "conversations:conversation": {"conversation_id": conversation.pk},

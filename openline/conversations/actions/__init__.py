@@ -22,11 +22,13 @@ from openline.conversations.actions.messages import (
     send_reply,
     signal_typing,
 )
+from openline.conversations.actions.notes import add_note
 
 __all__ = [
     "MAX_CLIENT_ID",
     "MAX_TEXT",
     "ActionError",
+    "add_note",
     "can_answer",
     "close_conversation",
     "create_visitor",

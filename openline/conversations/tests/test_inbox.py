@@ -54,10 +54,15 @@ def test_boxes_sort_conversations_by_state(operator_client, operator, chat):
     assert "Thanks, waiting" not in operator_client.get("/console/inbox/?box=closed").text
 
 
-def test_chat_window_shows_page_consent_and_menu(operator_client, chat):
+def test_chat_window_shows_page_consent_and_menu(operator_client, admin_client, chat):
     page = operator_client.get(f"/console/inbox/{chat.pk}/").text
     record = chat.consent_records.get()
-    assert f'href="/console/obtained-consents/{record.uuid}/"' in page
+    # Operators read the wording the client agreed to; the registry's record page is for
+    # administrators and auditors, who get the link too.
+    assert f'href="/c/{record.version.public_code}/"' in page
+    assert f'href="/console/obtained-consents/{record.uuid}/"' not in page
+    as_admin = admin_client.get(f"/console/inbox/{chat.pk}/").text
+    assert f'href="/console/obtained-consents/{record.uuid}/"' in as_admin
     assert "https://shop.example/pricing" in page
     assert f'href="/console/crm/conversations/{chat.pk}/save/"' in page
     assert (

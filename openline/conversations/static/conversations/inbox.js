@@ -6,6 +6,7 @@
   var list = $("conv-list"), chatLog = $("chat-log"), reply = $("chat-reply"), replyText = $("reply-text"),
     typingEl = $("chat-typing"), liveState = $("live-state");
   var ws = null, ready = false, retries = 0, lastId = cfg.last_id || 0, pending = {}, nodes = {}, unreadTotal = 0;
+  var lastNoteId = cfg.last_note_id || 0, noteNodes = {}, pendingNotes = {}, mode = "reply";
   var baseTitle = document.title, readUpTo = 0, lastVisitorId = 0, typingTimer = 0, sentTyping = 0;
 
   function el(tag, cls, text) { var n = document.createElement(tag); if (cls) n.className = cls; if (text != null) n.textContent = text; return n; }
@@ -49,12 +50,20 @@
     var old = list.querySelector('li[data-id="' + c.id + '"]');
     if (c.id === cfg.current && document.visibilityState === "visible") c.unread = 0;
     setStatus(c);
+    if (cfg.search) { if (old) list.replaceChild(searchRow(c, old), old); return; }
     if (!inBox(c)) { if (old) old.remove(); return; }
     var fresh = row(c);
     if (old && !moveTop) list.replaceChild(fresh, old);
     else { if (old) old.remove(); list.insertBefore(fresh, list.firstChild); }
     var empty = $("conv-empty"); if (empty) empty.remove();
     updateTitle();
+  }
+  function searchRow(c, old) {
+    // A search result keeps its matching snippet; only the name, state and counts move.
+    var fresh = row(c), snip = old.querySelector(".conv-snippet");
+    if (snip) fresh.querySelector(".conv-preview").replaceWith(snip);
+    fresh.querySelector("a").href = old.querySelector("a").href;
+    return fresh;
   }
   function setStatus(c) {
     var st = $("chat-status");
@@ -112,6 +121,27 @@
     if (deliveries[m.id]) { showDelivery(li, deliveries[m.id]); delete deliveries[m.id]; }
     chatLog.scrollTop = chatLog.scrollHeight;
   }
+  function when(iso) { return new Date(iso).toTimeString().slice(0, 5); }
+  function renderNote(n) {
+    if (!chatLog || n.conversation !== cfg.current) return;
+    var li = noteNodes[n.id] || chatLog.querySelector('li[data-note-id="' + n.id + '"]');
+    if (!li && n.client_id && pendingNotes[n.client_id]) {
+      li = pendingNotes[n.client_id]; delete pendingNotes[n.client_id]; li.classList.remove("pending");
+      li.querySelector(".chat-author").textContent = "Private note · " + (n.author || "Former operator");
+    }
+    if (!li) {
+      li = el("li", "chat-msg chat-note-item");
+      li.appendChild(el("span", "chat-author", "Private note · " + (n.author || "Former operator")));
+      li.appendChild(el("span", "chat-bubble", n.text));
+      chatLog.appendChild(li);
+    }
+    if (!li.querySelector("time")) {
+      var t = el("time", "chat-time", when(n.created_at)); t.setAttribute("datetime", n.created_at); li.appendChild(t);
+    }
+    li.dataset.noteId = n.id; noteNodes[n.id] = li;
+    if (n.id > lastNoteId) lastNoteId = n.id;
+    chatLog.scrollTop = chatLog.scrollHeight;
+  }
   function markOwn(li, text) {
     var order = { Sent: 1, Delivered: 2, Read: 3 }, m = li.querySelector(".chat-mark");
     if (!m) { m = el("span", "chat-mark"); li.appendChild(m); }
@@ -148,6 +178,7 @@
     send({ type: "read", conversation: cfg.current, up_to: lastVisitorId });
   }
   if (chatLog) {
+    chatLog.querySelectorAll("li[data-note-id]").forEach(function (li) { noteNodes[+li.dataset.noteId] = li; });
     chatLog.querySelectorAll("li[data-id]").forEach(function (li) {
       var id = +li.dataset.id; nodes[id] = li;
       if (li.classList.contains("chat-visitor") && id > lastVisitorId) lastVisitorId = id;
@@ -157,6 +188,7 @@
   function submitReply() {
     var text = replyText.value;
     if (!text.trim()) return;
+    if (mode === "note") { submitNote(text); return; }
     replyText.value = "";
     var cid = newId(), li = el("li", "chat-msg chat-operator pending");
     li.appendChild(el("span", "chat-author", "You")); li.appendChild(el("span", "chat-bubble", text));
@@ -164,25 +196,70 @@
     pending[cid] = li; li.dataset.text = text; li.dataset.cid = cid;
     send({ type: "reply", conversation: cfg.current, text: text, client_id: cid });
   }
+  function submitNote(text) {
+    if (!ready) { reply.submit(); return; }  // no live connection: the form posts the note
+    replyText.value = "";
+    var cid = newId(), li = el("li", "chat-msg chat-note-item pending");
+    li.appendChild(el("span", "chat-author", "Private note · You")); li.appendChild(el("span", "chat-bubble", text));
+    chatLog.appendChild(li); chatLog.scrollTop = chatLog.scrollHeight;
+    pendingNotes[cid] = li; li.dataset.text = text;
+    send({ type: "note", conversation: cfg.current, text: text, client_id: cid });
+  }
+  // ----- Reply / Private note tabs -------------------------------------------------------------
+  var tabReply = $("tab-reply"), tabNote = $("tab-note"), hint = $("compose-hint"), sendBtn = $("compose-send");
+  function setMode(next, focus) {
+    mode = next;
+    if (reply) reply.classList.toggle("mode-note", mode === "note");
+    [tabReply, tabNote].forEach(function (t) {
+      if (!t) return;
+      var on = (t === tabNote) === (mode === "note");
+      t.setAttribute("aria-selected", on ? "true" : "false"); t.tabIndex = on ? 0 : -1;
+    });
+    if (hint) hint.textContent = mode === "note" ? "Private note — the client never sees this" : "Type / for canned replies";
+    if (replyText) replyText.placeholder = mode === "note" ? "Write a private note for the operators…" : "Write a reply… Enter sends, Shift+Enter adds a line";
+    if ($("reply-label")) $("reply-label").textContent = mode === "note" ? "Private note" : "Reply";
+    if (sendBtn) sendBtn.textContent = mode === "note" ? "Add note" : "Send";
+    if (focus && replyText) replyText.focus();
+  }
+  if (reply && reply.classList.contains("mode-note")) mode = "note";
+  if (tabReply) tabReply.onclick = function () { setMode("reply", true); };
+  if (tabNote) tabNote.onclick = function () { setMode("note", true); };
+  [tabReply, tabNote].forEach(function (t) {
+    if (t) t.onkeydown = function (e) {
+      if ((e.key === "ArrowLeft" || e.key === "ArrowRight") && tabReply && tabNote) {
+        e.preventDefault(); var other = t === tabReply ? tabNote : tabReply; other.focus(); setMode(other === tabNote ? "note" : "reply", false);
+      }
+    };
+  });
+  window.openlineCompose = { mode: function () { return mode; } };
   if (reply) {
     reply.onsubmit = function (e) { e.preventDefault(); submitReply(); };
     replyText.onkeydown = function (e) { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitReply(); } };
     replyText.oninput = function () {
       var now = Date.now();
-      if (ready && now - sentTyping > 2500) { sentTyping = now; send({ type: "typing", conversation: cfg.current }); }
+      if (ready && mode === "reply" && now - sentTyping > 2500) { sentTyping = now; send({ type: "typing", conversation: cfg.current }); }
     };
   }
 
-  // ----- the three-dot menu's transfer dialog ------------------------------------------------
-  var openTransfer = $("open-transfer"), dialog = $("transfer-dialog");
-  if (openTransfer && dialog) {
-    openTransfer.onclick = function () { $("chat-menu").open = false; dialog.showModal(); };
-    $("cancel-transfer").onclick = function () { dialog.close(); };
+  // ----- Close / Transfer buttons, the three-dot menu and their dialogs ------------------------
+  function opener(button, dialogId) {
+    var d = $(dialogId);
+    if (!button || !d) return;
+    button.addEventListener("click", function () { if ($("chat-menu")) $("chat-menu").open = false; d.showModal(); });
   }
-  var openWithdrawal = $("open-withdrawal"), withdrawalDialog = $("withdrawal-dialog");
-  if (openWithdrawal && withdrawalDialog) {
-    openWithdrawal.onclick = function () { $("chat-menu").open = false; withdrawalDialog.showModal(); };
-    $("cancel-withdrawal").onclick = function () { withdrawalDialog.close(); };
+  opener($("open-transfer"), "transfer-dialog");
+  opener($("open-close"), "close-dialog");
+  opener($("open-withdrawal"), "withdrawal-dialog");
+  document.querySelectorAll("[data-opens]").forEach(function (b) { opener(b, b.dataset.opens); });
+  document.querySelectorAll("[data-closes]").forEach(function (b) { b.addEventListener("click", function () { $(b.dataset.closes).close(); }); });
+  var clientToggle = $("client-toggle"), clientPanel = $("client-panel");
+  if (clientToggle && clientPanel) {
+    clientToggle.onclick = function () {
+      var open = clientToggle.getAttribute("aria-expanded") !== "true";
+      clientToggle.setAttribute("aria-expanded", open ? "true" : "false");
+      clientPanel.classList.toggle("open", open);
+      if (open) clientPanel.scrollIntoView({ block: "nearest" });
+    };
   }
 
   // ----- the websocket -------------------------------------------------------------------
@@ -218,11 +295,14 @@
   function handle(f) {
     if (f.type === "ready") {
       ready = true; retries = 0; liveState.textContent = "live"; liveState.className = "live-dot on";
-      if (cfg.current) send({ type: "sync", conversation: cfg.current, last_id: lastId });
+      if (cfg.current) send({ type: "sync", conversation: cfg.current, last_id: lastId, last_note_id: lastNoteId });
       Object.keys(pending).forEach(function (cid) { send({ type: "reply", conversation: cfg.current, text: pending[cid].dataset.text, client_id: cid }); });
+      Object.keys(pendingNotes).forEach(function (cid) { send({ type: "note", conversation: cfg.current, text: pendingNotes[cid].dataset.text, client_id: cid }); });
       markRead();
     } else if (f.type === "history") {
-      f.messages.forEach(render); markRead();
+      f.messages.forEach(render); (f.notes || []).forEach(renderNote); markRead();
+    } else if (f.type === "note.added") {
+      renderNote(f.note);
     } else if (f.type === "message") {
       var m = f.message;
       if (f.conversation) upsert(f.conversation, true);
@@ -247,8 +327,8 @@
       typingEl.textContent = "The client is typing…";
       clearTimeout(typingTimer); typingTimer = setTimeout(function () { typingEl.textContent = ""; }, 4000);
     } else if (f.type === "error") {
-      var li = f.client_id && pending[f.client_id];
-      if (li) { delete pending[f.client_id]; li.remove(); replyText.value = li.dataset.text; }
+      var li = f.client_id && (pending[f.client_id] || pendingNotes[f.client_id]);
+      if (li) { delete pending[f.client_id]; delete pendingNotes[f.client_id]; li.remove(); replyText.value = li.dataset.text; }
       var note = el("li", "chat-error", f.message || "Something went wrong."); note.setAttribute("role", "alert");
       if (chatLog) { chatLog.appendChild(note); chatLog.scrollTop = chatLog.scrollHeight; }
     }
