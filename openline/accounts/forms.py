@@ -15,7 +15,13 @@ class StaffUserCreateForm(forms.Form):
     )
     display_name = forms.CharField(max_length=150, required=False)
     email = forms.EmailField(required=False)
-    role = forms.ChoiceField(choices=Role.choices)
+    # Most new users answer chats; administrators and auditors are chosen on purpose.
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        initial=Role.OPERATOR,
+        help_text="Operators answer chats of the Open Channels they belong to; auditors read "
+        "and export obtained consents; administrators configure everything.",
+    )
     password = forms.CharField(widget=forms.PasswordInput, min_length=10)
 
     def clean_username(self) -> str:

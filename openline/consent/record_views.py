@@ -11,7 +11,7 @@ from openline.accounts.models import Role
 from openline.accounts.permissions import READ, role_required
 from openline.consent import receipt_views
 from openline.consent.integrity import check_record_text
-from openline.consent.models import ConsentRecord
+from openline.consent.models import Checkpoint, ConsentRecord
 from openline.consent.receipts import notice_url
 from openline.consent.sealing import seal_proof
 
@@ -40,6 +40,15 @@ def record_detail(request: HttpRequest, record_uuid) -> HttpResponse:
         .select_related("version")
         .order_by("-created_at", "-id")[:20]
     )
+    proof = seal_proof(record)
+    # The first signed checkpoint at or after the record's batch vouches for it.
+    checkpoint = (
+        Checkpoint.objects.filter(batch_number__gte=proof["batch_number"])
+        .order_by("batch_number")
+        .first()
+        if proof
+        else None
+    )
     return render(
         request,
         "consent/record_detail.html",
@@ -47,7 +56,8 @@ def record_detail(request: HttpRequest, record_uuid) -> HttpResponse:
             "record": record,
             "shown": text_check.text,
             "text_check": text_check,
-            "proof": seal_proof(record),
+            "proof": proof,
+            "checkpoint": checkpoint,
             "notice_url": notice_url(record),
             "history": history,
             "section": "records",

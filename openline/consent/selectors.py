@@ -12,7 +12,7 @@ import datetime as dt
 import ipaddress
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -106,9 +106,9 @@ class RecordFilterForm(forms.Form):
     q = forms.CharField(
         required=False,
         max_length=200,
-        label="User or IP",
+        label="Client or IP",
         widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": "Name, e-mail, visitor id or IP"}
+            attrs={"type": "search", "placeholder": "Name, e-mail, phone, visitor id or IP"}
         ),
     )
 
@@ -154,6 +154,11 @@ class RecordFilter:
     origin: str = ""
     state: str = ""
     q: str = ""
+    # Visitors that the pages above the registry found for ``q`` (the CRM's names, e-mails
+    # and phones, via ``conversations.naming``): matched as well as the registry's own. Any
+    # iterable of visitor ids; pass a lazy QuerySet of ids so that it becomes a subquery
+    # (a search that finds everybody must not become one SQL parameter per visitor).
+    q_visitor_ids: Iterable[int] = frozenset()
 
 
 _FIRST_DAY = dt.date(1, 1, 3)
@@ -268,11 +273,16 @@ def filtered_records(flt: RecordFilter) -> QuerySet[ConsentRecord]:
                 record_uuid = uuid.UUID(flt.q)
             except ValueError:
                 record_uuid = None
-            visitors = _visitor_ids_matching(flt.q)
+            condition = Q(visitor_id__in=_visitor_ids_matching(flt.q))
+            found = flt.q_visitor_ids
+            if isinstance(found, QuerySet):
+                # A subquery: never evaluated here, never tested for truth (that would run it).
+                condition |= Q(visitor_id__in=found)
+            elif found:
+                condition |= Q(visitor_id__in=sorted(found))
             if record_uuid is not None:
-                qs = qs.filter(Q(uuid=record_uuid) | Q(visitor_id__in=visitors))
-            else:
-                qs = qs.filter(visitor_id__in=visitors)
+                condition |= Q(uuid=record_uuid)
+            qs = qs.filter(condition)
     return qs.order_by("-created_at", "-id")
 
 

@@ -16,6 +16,7 @@ from openline.accounts.permissions import READ, role_required
 from openline.consent import services
 from openline.consent.forms import AgreementForm, add_errors
 from openline.consent.models import Agreement, AuditEvent
+from openline.console.diffs import event_changes
 from openline.core.params import parse_id, strict_params
 from openline.openchannels.models import OpenChannel
 from openline.openchannels.services import update_consent_settings
@@ -83,6 +84,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "consent/audit_list.html",
         {
             "events": rows,
+            "changes": event_changes(rows),
             "next_before": rows[-1].pk if more else None,
             "agreement": agreement,
             "channel": channel,

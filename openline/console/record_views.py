@@ -1,7 +1,9 @@
 """Obtained consents: the list filtered by consent, Open Channel, date, origin, state or
-user, and its exports.
+client, and its exports.
 
-The registry's selectors know no Open Channels; this page hands them the channels to filter by.
+The registry's selectors know no Open Channels and no CRM; this page hands them the channels
+to filter by and the visitors whose known name, e-mail or phone matches the search, and shows
+each client by the name the CRM knows (nothing is written to the registry).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.utils import timezone
 from openline.accounts.models import Role
 from openline.accounts.permissions import READ, role_required
 from openline.consent import export, selectors
+from openline.conversations import naming
 from openline.openchannels.models import OpenChannel
 
 AUDIT_ROLES = (Role.ADMINISTRATOR, Role.AUDITOR)
@@ -23,6 +26,22 @@ AUDIT_ROLES = (Role.ADMINISTRATOR, Role.AUDITOR)
 def channels_by_id() -> dict[int, OpenChannel]:
     """Return the Open Channels one may filter records by, in display order."""
     return {c.pk: c for c in OpenChannel.objects.order_by("name", "id")}
+
+
+def parse_record_filter(request: HttpRequest):
+    """Bind the filter to the query; the list and both exports share it (filters = export)."""
+    form, flt = selectors.parse_filter(request.GET, channels=channels_by_id())
+    if flt.q:
+        # A lazy subquery of ids: list and exports embed it, however many clients match.
+        flt.q_visitor_ids = naming.visitors_matching(flt.q)
+    return form, flt
+
+
+def client_labels(records) -> dict[int, str]:
+    """Return the name to show for each record's client, from one lookup for the page."""
+    visitors = {r.visitor_id: r.visitor for r in records}
+    known = naming.client_names(visitors)
+    return {vid: naming.label(visitors[vid], known.get(vid)) for vid in visitors}
 
 
 def _export_params(request: HttpRequest) -> str:
@@ -35,7 +54,7 @@ def _export_params(request: HttpRequest) -> str:
 @role_required(*AUDIT_ROLES, methods=READ)
 def record_list(request: HttpRequest) -> HttpResponse:
     """The Obtained consents list: filter in the URL, newest first, keyset pages."""
-    form, flt = selectors.parse_filter(request.GET, channels=channels_by_id())
+    form, flt = parse_record_filter(request)
     cursor = None
     cursor_error = ""
     if request.GET.get("cursor"):
@@ -62,6 +81,7 @@ def record_list(request: HttpRequest) -> HttpResponse:
             "flt": flt,
             "page": page,
             "records": page.records,
+            "names": client_labels(page.records),
             "count": count,
             "exact": exact,
             "params": params,
@@ -98,7 +118,7 @@ def _export_response(
 @role_required(*AUDIT_ROLES, methods=READ)
 def record_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Stream the filtered records as CSV or JSON Lines, a keyset chunk at a time."""
-    form, flt = selectors.parse_filter(request.GET, channels=channels_by_id())
+    form, flt = parse_record_filter(request)
     if form.errors:
         return HttpResponse(
             "Fix the filter first: "

@@ -26,7 +26,13 @@ def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
     from openline.consent.models import VerificationRun
 
     run = VerificationRun.objects.create(created_at=timezone.now())
+    from openline.conversations import actions
+
+    conversation = actions.start_conversation(
+        channel=channel, visitor=visitor, page_url="https://example.com/"
+    )
     return {
+        "consent:transcript": {"conversation_id": conversation.pk},
         "consent:registry_run": {"pk": run.pk},
         "consent:registry_run_status": {"pk": run.pk},
         "consent:agreement_edit": {"pk": agreement.pk},

@@ -6,7 +6,7 @@ registry's own patterns under ``consent``: the URL names did not change when the
 
 from django.urls import path
 
-from openline.console import consent_views, record_views, views
+from openline.console import consent_views, record_views, transcript_views, views
 
 home_patterns = [
     path("", views.home, name="home"),
@@ -17,4 +17,5 @@ consent_patterns = [
     path("consents/history/", consent_views.audit_list, name="audit"),
     path("obtained-consents/", record_views.record_list, name="records"),
     path("obtained-consents/export/", record_views.record_export, name="records_export"),
+    path("transcripts/<int:conversation_id>/", transcript_views.transcript, name="transcript"),
 ]

@@ -14,4 +14,4 @@ def home(request: StaffRequest) -> HttpResponse:
     """Send each role to where its work is."""
     if request.user.role == Role.AUDITOR:
         return redirect("consent:records")
-    return redirect("openchannels:contact_center")
+    return redirect("conversations:inbox")

@@ -45,6 +45,7 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "accounts:user_edit": (ADMIN_ONLY, FORM),
     "accounts:user_reset_password": (ADMIN_ONLY, FORM),
     "accounts:password_change": (ALL, FORM),  # everyone changes their own password
+    "accounts:profile": (ALL, FORM),  # everyone sets their own name and picture
     # Consents (wording) and Obtained consents (the registry)
     "consent:agreements": (ADMIN_ONLY, GET),
     "consent:agreement_create": (ADMIN_ONLY, FORM),
@@ -60,6 +61,8 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "consent:records_export": (READERS, GET),
     "consent:record_detail": (READERS, GET),
     "consent:record_receipt": (READERS, GET),
+    # A conversation's read-only transcript (operators: only their channels', else 404)
+    "consent:transcript": (ALL, GET),
     # Verify registry (runs in the background; auditors start it too)
     "consent:registry": (READERS, GET),
     "consent:registry_verify": (READERS, POST),
@@ -83,6 +86,12 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "conversations:transfer": (STAFF, POST),
     "conversations:resend": (STAFF, POST),
     "conversations:record_withdrawal": (STAFF, POST),
+    "conversations:add_note": (STAFF, POST),
+    "conversations:canned_replies": (STAFF, GET),
+    "conversations:canned_create": (STAFF, FORM),
+    "conversations:canned_json": (STAFF, GET),
+    "conversations:canned_edit": (STAFF, FORM),
+    "conversations:canned_delete": (STAFF, FORM),
     # CRM
     "crm:items": (STAFF, GET),
     "crm:item": (STAFF, GET),

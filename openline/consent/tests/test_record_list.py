@@ -218,7 +218,7 @@ def test_client_supplied_addresses_never_become_script_links(auditor_client, giv
         assert "<img src=x onerror" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
 
 
-def test_links_point_at_conversation_and_crm_item(auditor_client, give):
+def test_links_point_at_conversation_and_crm_item(admin_client, auditor_client, give):
     give(
         source_type="crm_item",
         source_id="17",
@@ -227,8 +227,12 @@ def test_links_point_at_conversation_and_crm_item(auditor_client, give):
         method="saved_to_crm",
         address="/console/inbox/5/",
     )
-    body = auditor_client.get("/console/obtained-consents/").content.decode()
+    body = admin_client.get("/console/obtained-consents/").content.decode()
     assert 'href="/console/crm/items/17/"' in body and 'href="/console/inbox/5/"' in body
+    # Auditors have neither the CRM nor the inbox: the chat opens as a read-only transcript.
+    body = auditor_client.get("/console/obtained-consents/").content.decode()
+    assert 'href="/console/transcripts/5/"' in body
+    assert 'href="/console/crm/items/17/"' not in body and 'href="/console/inbox/5/"' not in body
 
 
 def test_detail_page_shows_the_exact_text_and_offers_the_receipt(auditor_client, give, agreement):

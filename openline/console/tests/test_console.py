@@ -39,8 +39,8 @@ def test_the_registry_pages_share_the_consent_namespace_with_the_moved_ones():
 
 
 def test_home_sends_each_role_to_its_work(admin_client, auditor_client, operator_client):
-    assert admin_client.get("/console/").url == reverse("openchannels:contact_center")
-    assert operator_client.get("/console/").url == reverse("openchannels:contact_center")
+    assert admin_client.get("/console/").url == reverse("conversations:inbox")
+    assert operator_client.get("/console/").url == reverse("conversations:inbox")
     assert auditor_client.get("/console/").url == reverse("consent:records")
 
 
