@@ -7,7 +7,13 @@ def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
 
     agreement = channel.agreement
     version = agreement.current_version
+    from openline.conversations import actions
+
     visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Sample Visitor")
+    # The record points at the conversation: auditors read the transcripts records point to.
+    conversation = actions.start_conversation(
+        channel=channel, visitor=visitor, page_url="https://example.com/"
+    )
     record = record_consent(
         visitor=visitor,
         version=version,
@@ -20,17 +26,13 @@ def url_samples(*, channel, administrator, **_) -> dict[str, dict]:
         ip="203.0.113.7",
         channel=channel,
         channel_settings=consent_settings(channel),
+        conversation=conversation,
     )
     from django.utils import timezone
 
     from openline.consent.models import VerificationRun
 
     run = VerificationRun.objects.create(created_at=timezone.now())
-    from openline.conversations import actions
-
-    conversation = actions.start_conversation(
-        channel=channel, visitor=visitor, page_url="https://example.com/"
-    )
     return {
         "consent:transcript": {"conversation_id": conversation.pk},
         "consent:registry_run": {"pk": run.pk},
