@@ -44,6 +44,8 @@ class Config:
     # (failed attempts, window in seconds); see accounts/throttle.py
     login_rate_account: tuple[int, int] = (5, 900)
     login_rate_ip: tuple[int, int] = (20, 900)
+    # API requests per token or per signed-in user: (requests, window in seconds); api/ratelimit.py
+    api_rate: tuple[int, int] = (600, 60)
     login_concurrency: int = 1
     session_idle_timeout: int = 8 * 3600
     # Strict-Transport-Security max-age; production sends it (0 leaves HSTS to the proxy).
@@ -228,6 +230,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         login_rate_ip=parse_rate(
             "OPENLINE_LOGIN_RATE_IP", environ.get("OPENLINE_LOGIN_RATE_IP"), (20, 900)
         ),
+        api_rate=parse_rate("OPENLINE_API_RATE", environ.get("OPENLINE_API_RATE"), (600, 60)),
         login_concurrency=parse_int(
             "OPENLINE_LOGIN_CONCURRENCY", environ.get("OPENLINE_LOGIN_CONCURRENCY"), 1, minimum=1
         ),

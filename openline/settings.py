@@ -50,7 +50,10 @@ INSTALLED_APPS = [
     "openline.connectors",
     "openline.crm",
     "openline.console",
+    "openline.webhooks",
     "openline.api",
+    # Only for its templates and static files: the API docs render from Openline's own files.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +170,8 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 # Sign-in throttling (accounts/throttle.py): (failed attempts, window seconds), shared via the cache.
 OPENLINE_LOGIN_RATE_ACCOUNT = CONFIG.login_rate_account
 OPENLINE_LOGIN_RATE_IP = CONFIG.login_rate_ip
+# API requests per token / signed-in user (api/ratelimit.py): (requests, window seconds), shared.
+OPENLINE_API_RATE = CONFIG.api_rate
 # Password checks (Argon2) run at once per process; more wait, then get "busy" (503).
 OPENLINE_LOGIN_CONCURRENCY = CONFIG.login_concurrency
 # Seconds a signed-in session may stay unused before it is signed out; 0 turns it off.

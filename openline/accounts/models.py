@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -54,3 +57,36 @@ class Avatar(models.Model):
 
     def __str__(self) -> str:
         return f"Picture of {self.user}"
+
+
+class ApiToken(models.Model):
+    """A personal API token: acts as its owner, with the owner's role, until revoked or expired.
+
+    The secret is shown once, when the token is made; only its SHA-256 is stored, next to a
+    short public ``prefix`` that names the token in lists and finds its row on each request.
+    Tokens are ``ol_<prefix>_<secret>`` (see ``accounts/api_tokens.py``).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    read_only = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (ol_{self.prefix}_…)"
+
+    def state(self, now: datetime | None = None) -> str:
+        """``active``, ``revoked`` or ``expired``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return "active"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from openline.accounts import password_views, profile_views, views
+from openline.accounts import password_views, profile_views, token_views, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
     path("console/users/<int:pk>/", views.user_edit, name="user_edit"),
     path("console/password/", password_views.password_change, name="password_change"),
     path("console/profile/", profile_views.profile, name="profile"),
+    path("console/api-tokens/", token_views.token_list, name="tokens"),
+    path("console/api-tokens/revoke/", token_views.token_revoke, name="token_revoke"),
     path(
         "console/users/<int:pk>/reset-password/",
         password_views.user_reset_password,

@@ -43,3 +43,26 @@ def errors(*statuses: int) -> dict[int, type[Error]]:
 def error_body(status: int, detail: str, *, code: str | None = None, **extra: Any) -> dict:
     """Build an ``Error`` body; the code defaults to the one of the status."""
     return {"code": code or CODES.get(status, "error"), "detail": detail, **extra}
+
+
+class ApiRefusal(Exception):
+    """Refuse a request with an ``Error`` body of a specific ``code`` (and optional headers).
+
+    ``openline.api.errors`` turns it into the response; use it where the default code of the
+    status is not precise enough (e.g. ``expired_token``, ``read_only_token``).
+    """
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+# The statuses any operation may answer whatever it does: no or bad credentials, a role or
+# scope that may not use it, too many requests. ``document_statuses`` adds them to every
+# operation; 422 is added too when the operation takes parameters or a body.
+ALWAYS = (401, 403, 429)

@@ -1,8 +1,9 @@
 """schemathesis against the live OpenAPI document: no server errors, every status documented.
 
 A real uvicorn serves the API (``live_asgi``); the schema is read from it over HTTP, and
-every operation is called with generated valid and invalid input as a signed-in
-administrator (session cookie and CSRF token, like the console's own JavaScript).
+every operation is called with generated valid and invalid input as an administrator:
+once signed in (session cookie and CSRF token, like the console's own JavaScript) and once
+with a personal API token, as integrators call it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from openline.accounts.api_tokens import create_token
 from openline.conversations.models import Conversation
 from openline.crm.services import save_conversation_to_crm
 from openline.testing.records import given_livechat_record
@@ -77,9 +79,22 @@ def admin_session(live_asgi, administrator) -> requests.Session:
     return session
 
 
+@pytest.fixture
+def admin_token_session(live_asgi, administrator) -> requests.Session:
+    """A requests session carrying an API token of Ada's (no cookie, no CSRF token)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {create_token(administrator, 'fuzz').secret}"
+    return session
+
+
+@pytest.mark.parametrize("credentials", ["session", "token"])
 def test_every_operation_answers_without_server_errors_and_as_documented(
-    live_asgi, admin_session, known_ids
+    live_asgi, request, credentials, known_ids, settings
 ):
+    # Hundreds of requests a minute: the rate limit has its own tests.
+    settings.OPENLINE_API_RATE = (1_000_000, 60)
+    fixture = "admin_session" if credentials == "session" else "admin_token_session"
+    admin_session = request.getfixturevalue(fixture)
     schema = schemathesis.openapi.from_url(f"{live_asgi.url}/api/v1/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10, [op.label for op in operations]
