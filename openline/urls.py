@@ -35,4 +35,5 @@ urlpatterns = [
         include((conversations_urls.urlpatterns + livechat_urls.urlpatterns, "conversations")),
     ),
     path("console/crm/", include("openline.crm.urls")),
+    path("console/webhooks/", include("openline.webhooks.urls")),
 ]

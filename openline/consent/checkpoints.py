@@ -29,7 +29,7 @@ from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
 
-from openline.consent import signing
+from openline.consent import signals, signing
 from openline.consent.models import Checkpoint, SealBatch
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def issue_checkpoint(batch: SealBatch) -> Checkpoint:
         jws=token,
     )
     checkpoint.save()
+    signals.checkpoint_issued.send(sender=Checkpoint, checkpoint=checkpoint)
     return checkpoint
 
 

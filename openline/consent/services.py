@@ -325,6 +325,7 @@ def record_consent(
         exclude=["visitor", "agreement", "version", "channel", "conversation", "uuid"]
     )
     record.save()
+    signals.record_written.send(sender=ConsentRecord, record=record)
     transaction.on_commit(_schedule_sealing)
     return record
 

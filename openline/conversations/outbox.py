@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from openline.conversations import events
+from openline.conversations import events, signals
 from openline.conversations.models import (
     DELIVERY_RANK,
     Conversation,
@@ -77,6 +77,7 @@ def append_message(
         external_id=external_id,
     )
     message.save(force_insert=True)
+    signals.message_stored.send(sender=Message, message=message, conversation=conversation)
     fields = ["last_message_at", "last_message_sender", "last_message_preview"]
     conversation.last_message_at = message.created_at
     conversation.last_message_sender = sender

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -189,3 +190,20 @@ def forget_cached_keys() -> None:
     global _cached
     with _lock:
         _cached = None
+
+
+# Other holders of encrypted secrets (webhook endpoints' signing secrets) register how to
+# re-encrypt theirs with the newest key, so ``secrets_rotate`` rotates every one of them
+# without importing the apps that own them.
+_rotators: list[tuple[str, Callable[[], int]]] = []
+
+
+def register_rotator(label: str, rotate: Callable[[], int]) -> None:
+    """Add ``rotate`` (returns how many secrets it re-encrypted) under ``label`` (once)."""
+    if all(existing is not rotate for _, existing in _rotators):
+        _rotators.append((label, rotate))
+
+
+def rotators() -> list[tuple[str, Callable[[], int]]]:
+    """Return the registered re-encryptions, in registration order."""
+    return list(_rotators)

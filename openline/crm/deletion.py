@@ -11,6 +11,7 @@ from openline.accounts.models import User
 from openline.consent.models import ConsentRecord
 from openline.conversations import erasure
 from openline.conversations.models import Conversation, Visitor
+from openline.crm import signals
 from openline.crm.access import can_delete
 from openline.crm.items import identity_displays
 from openline.crm.models import CrmErasure, CrmItem, IdentityKind
@@ -58,6 +59,7 @@ def delete_client_data(*, actor: User, item_id: int) -> CrmErasure:
     }
     label = item.label
     item.delete()
+    signals.item_deleted.send(sender=CrmItem, item_id=item_id)
     return CrmErasure.objects.create(
         item_id_deleted=item_id,
         item_label=label,

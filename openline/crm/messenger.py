@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from openline.conversations.inbound import SourceRef
 from openline.conversations.models import Visitor
+from openline.crm import signals
 from openline.crm.access import MESSENGER_ORIGINS, log_change
 from openline.crm.identities import Match, add_identities, parse_identities
 from openline.crm.models import ChangeAction, CrmIdentity, CrmItem, CrmVisitor
@@ -85,6 +86,7 @@ def _create_or_link(*, channel, visitor: Visitor) -> CrmItem:
         if added:
             changes["identities_added"] = added
         log_change(item, None, ChangeAction.CREATED, changes)
+        signals.item_created.send(sender=CrmItem, item=item)
     else:
         changes = {"messenger": visitor.origin, "matched_by": match.matched_by}
         if added:

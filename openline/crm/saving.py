@@ -20,6 +20,7 @@ from openline.consent.models import (
 )
 from openline.consent.services import current_state, record_consent
 from openline.conversations.models import Conversation
+from openline.crm import signals
 from openline.crm.access import actor_label, can_use_channel, log_change
 from openline.crm.identities import (
     Identities,
@@ -145,6 +146,7 @@ def _save_client(
                 created_by=actor,
             )
             created = True
+            signals.item_created.send(sender=CrmItem, item=item)
             log_change(item, actor, ChangeAction.CREATED, {"kind": item.kind, "name": item.name})
     changes: dict = {}
     name = name.strip()

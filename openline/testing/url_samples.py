@@ -17,6 +17,7 @@ APPS = [
     "crm",
     "connectors",
     "console",
+    "webhooks",
 ]
 
 

@@ -46,6 +46,8 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "accounts:user_reset_password": (ADMIN_ONLY, FORM),
     "accounts:password_change": (ALL, FORM),  # everyone changes their own password
     "accounts:profile": (ALL, FORM),  # everyone sets their own name and picture
+    "accounts:tokens": (ALL, FORM),  # everyone manages their own API tokens
+    "accounts:token_revoke": (ALL, FORM),
     # Consents (wording) and Obtained consents (the registry)
     "consent:agreements": (ADMIN_ONLY, GET),
     "consent:agreement_create": (ADMIN_ONLY, FORM),
@@ -103,6 +105,15 @@ CONSOLE: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "crm:save_conversation": (STAFF, FORM),
     "crm:awaiting": (STAFF, GET),
     "crm:awaiting_delete": (STAFF, POST),
+    # Outgoing webhooks
+    "webhooks:endpoints": (ADMIN_ONLY, GET),
+    "webhooks:endpoint_create": (ADMIN_ONLY, FORM),
+    "webhooks:endpoint": (ADMIN_ONLY, GET),
+    "webhooks:endpoint_edit": (ADMIN_ONLY, FORM),
+    "webhooks:endpoint_rotate": (ADMIN_ONLY, POST),
+    "webhooks:endpoint_toggle": (ADMIN_ONLY, POST),
+    "webhooks:endpoint_delete": (ADMIN_ONLY, FORM),
+    "webhooks:delivery_resend": (ADMIN_ONLY, POST),
 }
 
 # (method, path under /api/v1/) -> (roles allowed, exact status for them). Anonymous: 401.
@@ -121,6 +132,39 @@ API: dict[tuple[str, str], tuple[frozenset[str], int]] = {
     ("GET", "/crm/items/{item_id}/export"): (ADMIN_ONLY, 200),
     ("DELETE", "/crm/items/{item_id}"): (STAFF, 200),
     ("POST", "/crm/conversations/{conversation_id}/save"): (STAFF, 200),
+    # Open Channels: as the console, operators read their channels; auditors see none.
+    ("GET", "/open-channels"): (STAFF, 200),
+    ("POST", "/open-channels"): (ADMIN_ONLY, 201),
+    ("GET", "/open-channels/{channel_id}"): (STAFF, 200),
+    ("PATCH", "/open-channels/{channel_id}"): (ADMIN_ONLY, 200),
+    # An empty body reaches the credential check (422 naming the missing field), no platform.
+    ("PUT", "/open-channels/{channel_id}/connectors/{kind}"): (ADMIN_ONLY, 422),
+    ("GET", "/agreements"): (READERS, 200),
+    ("POST", "/agreements"): (ADMIN_ONLY, 201),
+    ("GET", "/agreements/{agreement_id}"): (READERS, 200),
+    ("PATCH", "/agreements/{agreement_id}"): (ADMIN_ONLY, 200),
+    ("GET", "/agreements/{agreement_id}/versions"): (READERS, 200),
+    ("POST", "/agreements/{agreement_id}/versions"): (ADMIN_ONLY, 201),
+    ("GET", "/agreements/{agreement_id}/versions/{number}"): (READERS, 200),
+    ("GET", "/conversations"): (STAFF, 200),
+    ("GET", "/conversations/{conversation_id}"): (STAFF, 200),
+    ("GET", "/conversations/{conversation_id}/messages"): (STAFF, 200),
+    ("POST", "/conversations/{conversation_id}/messages"): (STAFF, 201),
+    ("POST", "/conversations/{conversation_id}/close"): (STAFF, 200),
+    ("GET", "/conversations/{conversation_id}/transfer-targets"): (STAFF, 200),
+    ("POST", "/conversations/{conversation_id}/transfer"): (STAFF, 200),
+    ("GET", "/awaiting-consent"): (STAFF, 200),
+    ("GET", "/awaiting-consent/{visitor_id}"): (STAFF, 200),
+    ("DELETE", "/awaiting-consent/{visitor_id}"): (STAFF, 200),
+    # Outgoing webhooks: administrators only, as in the console.
+    ("GET", "/webhook-endpoints"): (ADMIN_ONLY, 200),
+    ("POST", "/webhook-endpoints"): (ADMIN_ONLY, 201),
+    ("GET", "/webhook-endpoints/{endpoint_id}"): (ADMIN_ONLY, 200),
+    ("PATCH", "/webhook-endpoints/{endpoint_id}"): (ADMIN_ONLY, 200),
+    ("DELETE", "/webhook-endpoints/{endpoint_id}"): (ADMIN_ONLY, 204),
+    ("POST", "/webhook-endpoints/{endpoint_id}/rotate-secret"): (ADMIN_ONLY, 200),
+    ("GET", "/webhook-endpoints/{endpoint_id}/deliveries"): (ADMIN_ONLY, 200),
+    ("POST", "/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend"): (ADMIN_ONLY, 200),
 }
 
 
@@ -258,10 +302,27 @@ def api_targets(samples, channel):
 
     record = ConsentRecord.objects.get(uuid=samples["consent:record_detail"]["record_uuid"])
     conversation = Conversation.objects.get(pk=samples["crm:save_conversation"]["conversation_id"])
+    from django.utils import timezone
+
+    from openline.conversations.models import Visitor
+
+    awaiting = Visitor.objects.create(
+        origin="telegram",
+        channel=channel,
+        external_id="5151",
+        awaiting_consent_since=timezone.now(),
+    )
     params = {
         "record_id": str(record.uuid),
         "item_id": str(samples["crm:item"]["pk"]),
         "conversation_id": str(conversation.pk),
+        "channel_id": str(channel.pk),
+        "kind": "telegram",
+        "agreement_id": str(channel.agreement_id),
+        "number": "1",
+        "visitor_id": str(awaiting.public_id),
+        "endpoint_id": str(samples["webhooks:endpoint"]["pk"]),
+        "delivery_id": str(samples["webhooks:delivery_resend"]["pk"]),
     }
     bodies = {
         ("POST", "/consents/records"): {
@@ -274,6 +335,22 @@ def api_targets(samples, channel):
             "consent_id": record.agreement_id,
         },
         ("POST", "/crm/conversations/{conversation_id}/save"): {"name": "Sam Sample"},
+        ("POST", "/open-channels"): {"name": "Shop"},
+        ("PATCH", "/open-channels/{channel_id}"): {"name": "Website"},
+        ("PUT", "/open-channels/{channel_id}/connectors/{kind}"): {},
+        ("POST", "/agreements"): {"name": "Newsletter", "text": "We send you news."},
+        ("PATCH", "/agreements/{agreement_id}"): {"name": "Privacy notice"},
+        ("POST", "/agreements/{agreement_id}/versions"): {"texts": {"en": "New wording."}},
+        ("POST", "/conversations/{conversation_id}/messages"): {"text": "Hello"},
+        ("POST", "/conversations/{conversation_id}/close"): {},
+        ("POST", "/webhook-endpoints"): {
+            "url": "https://example.com/hooks",
+            "events": ["consent.given"],
+        },
+        ("PATCH", "/webhook-endpoints/{endpoint_id}"): {"description": "Warehouse"},
+        ("POST", "/conversations/{conversation_id}/transfer"): {
+            "operator_id": channel.operators.get().pk
+        },
     }
     # An operator may delete only a client who never confirmed consent: use that one.
     delete_params = {**params, "item_id": str(samples["crm:item_delete"]["pk"])}

@@ -82,7 +82,7 @@ def test_rotation_in_file_mode_keeps_every_token_readable(
     old_key = secrets.current_keys()[0]
     out = io.StringIO()
     call_command("secrets_rotate", stdout=out)
-    assert "Re-encrypted the credentials of 1 connector(s)." in out.getvalue()
+    assert "Re-encrypted the credentials of 1 connector(s)" in out.getvalue()
     keys = secrets.current_keys()
     assert len(keys) == 2 and keys[1] == old_key and keys[0] != old_key
     after = raw_secrets_column(connector.pk)

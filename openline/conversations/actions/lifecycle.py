@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
+from openline.conversations import signals
 from openline.conversations.actions.common import ActionError, publish_conversation
 from openline.conversations.actions.messages import can_answer
 from openline.conversations.models import Conversation, ConversationStatus, Visitor
@@ -41,6 +42,7 @@ def start_conversation(*, channel, visitor: Visitor, page_url: str = "") -> Conv
     )
     conversation.save(force_insert=True)
     publish_conversation(conversation, kind="conversation.started")
+    signals.conversation_started.send(sender=Conversation, conversation=conversation)
     return conversation
 
 
@@ -67,6 +69,7 @@ def close_conversation(*, conversation: Conversation, actor, reason: str = "") -
     )[:200]
     conversation.save(update_fields=["status", "closed_at", "closed_reason"])
     publish_conversation(conversation, kind="conversation.closed")
+    signals.conversation_closed.send(sender=Conversation, conversation=conversation)
     return conversation
 
 

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
-from openline.conversations import events
+from openline.conversations import events, signals
 from openline.conversations.actions.common import (
     ActionError,
     check_text,
@@ -35,6 +35,7 @@ def store_message(
     # copies of one resent frame cannot both get here; the unique constraint stays as the
     # last line of defence.
     message.save(force_insert=True)
+    signals.message_stored.send(sender=Message, message=message, conversation=conversation)
     conversation.last_message_at = message.created_at
     conversation.last_message_sender = sender
     conversation.last_message_preview = text[:200]

@@ -63,7 +63,14 @@ class Command(BaseCommand):
     def round(self) -> None:
         """One pass of the periodic work; a failing step never stops the loop."""
         close_old_connections()
-        for step in (self.start_pollers, self.process_leftovers, self.send_due, self.reap):
+        steps = (
+            self.start_pollers,
+            self.process_leftovers,
+            self.send_due,
+            self.reap,
+            self.webhooks,
+        )
+        for step in steps:
             try:
                 step()
             except Exception:  # noqa: BLE001 - logged; tried again next round
@@ -145,6 +152,12 @@ class Command(BaseCommand):
         from openline.conversations.outbox import reap_stale
 
         reap_stale()
+
+    def webhooks(self) -> None:
+        """Send due outgoing webhooks (retries, and any whose commit-time task was lost)."""
+        from openline.webhooks.delivery import deliver_due
+
+        deliver_due(limit=100, budget=max(self.interval, 5.0))
 
     def schedule_purge(self) -> None:
         """Enqueue the unconfirmed-clients retention job once an hour (across processes)."""

@@ -55,10 +55,20 @@ class Command(BaseCommand):
                     raise CommandError(f"{connector}: {exc}") from None
                 connector.save(update_fields=["secrets", "updated_at"])
                 rotated += 1
+        others = []
+        for label, rotate in secrets.rotators():
+            try:
+                others.append(f"{rotate()} {label}")
+            except secrets.SecretsError as exc:
+                raise CommandError(f"{label}: {exc}") from None
         if drop_old_keys and not from_env:
             secrets.replace_key_file(secrets.current_keys()[:1])
             secrets.forget_cached_keys()
             self.stdout.write("Old keys removed from the key file.")
         self.stdout.write(
-            self.style.SUCCESS(f"Re-encrypted the credentials of {rotated} connector(s).")
+            self.style.SUCCESS(
+                f"Re-encrypted the credentials of {rotated} connector(s)"
+                + "".join(f", {other}" for other in others)
+                + "."
+            )
         )

@@ -1,0 +1,8 @@
+"""Hooks the CRM offers the apps above it (e.g. outgoing webhooks); sent inside the transaction."""
+
+from django.dispatch import Signal
+
+# ``item``: a lead or contact was created.
+item_created = Signal()
+# ``item_id``, ``erasure``: a CRM item and its client's data were deleted.
+item_deleted = Signal()
