@@ -31,7 +31,8 @@ def test_inbox_goes_to_the_login_page_after_a_logout_in_another_tab(
 ):
     inbox = operator_tab(browser, live_asgi)
     other_tab = inbox.context.new_page()  # same browser profile: the same session cookie
-    other_tab.goto(f"{live_asgi.url}/console/")
+    # A page without a socket of its own (the console home leads operators to the inbox).
+    other_tab.goto(f"{live_asgi.url}/console/profile/")
     other_tab.get_by_role("button", name="Log out").click()
     other_tab.wait_for_url(lambda url: "/login/" in url)
     # Without any click in the inbox tab: its socket closed 4401 and the page reloaded.
