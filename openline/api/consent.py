@@ -1,4 +1,4 @@
-"""Consent registry API: read records and receipts, record and withdraw consent.
+"""Consent registry API: read records and receipts, record and withdraw consent, verify.
 
 Records are never changed: PUT, PATCH and DELETE answer 405. It lives with the API, above the
 registry, because it joins the registry with visitors and Open Channels. Its operation ids are
@@ -21,6 +21,7 @@ from ninja.responses import Status
 
 from openline.accounts.models import Role
 from openline.accounts.permissions import has_role
+from openline.api import registry
 from openline.consent import receipt_views, selectors, services
 from openline.consent.models import (
     Agreement,
@@ -379,5 +380,8 @@ def refuse_change(request: HttpRequest, record_id: UUID):
     response["Allow"] = "GET"
     return response
 
+
+# Verify registry and the signed checkpoints: /consents/verify, /consents/checkpoints.
+registry.add_operations(router)
 
 __all__ = ["router", "HttpResponse"]

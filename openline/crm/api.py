@@ -1,4 +1,4 @@
-"""CRM API: list and read leads and contacts, Save to CRM, subject access export, deletion.
+"""CRM API: leads and contacts (list, read, create, edit), Save to CRM, export, deletion.
 
 Every call goes through ``openline.crm.services``; permissions match the console.
 """
@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Annotated, Literal, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
@@ -22,8 +23,10 @@ from openline.conversations.models import Conversation, Visitor
 from openline.core.api_errors import errors
 from openline.core.params import AsciiDigits
 from openline.crm import services
+from openline.crm.creating import create_item as create_crm_item
 from openline.crm.models import CrmErasure, CrmIdentity, CrmItem, IdentityKind
 from openline.crm.normalize import search_digits
+from openline.openchannels.models import CrmItemKind, OpenChannel
 
 router = Router(tags=["CRM"])
 
@@ -169,6 +172,136 @@ def get_item(request: HttpRequest, item_id: int):
         .values_list("uuid", flat=True)
     ]
     return data
+
+
+# ----- create and edit ---------------------------------------------------------------------
+
+# The services name emails and phones ``email``/``phone`` when parsing; the API's fields are lists.
+FIELD_NAMES = {"email": "emails", "phone": "phones", "source_channel": "source_channel_id"}
+FIELD_NAMES["responsible"] = "responsible_id"
+
+
+def _invalid(exc: ValidationError) -> HttpError:
+    """A 422 whose message names each field that was refused."""
+    if hasattr(exc, "error_dict"):
+        detail = "; ".join(
+            f"{FIELD_NAMES.get(field, field) if field != '__all__' else 'item'}: {' '.join(msgs)}"
+            for field, msgs in exc.message_dict.items()
+        )
+    else:
+        detail = " ".join(exc.messages)
+    return HttpError(422, detail)
+
+
+def _responsible(responsible_id: int | None) -> User | None:
+    if responsible_id is None:
+        return None
+    user = User.objects.filter(
+        pk=responsible_id, is_active=True, role__in=[Role.OPERATOR, Role.ADMINISTRATOR]
+    ).first()
+    if user is None:
+        raise HttpError(422, "responsible_id: no active operator or administrator with this id.")
+    return user
+
+
+Emails = list[Annotated[str, Field(max_length=254)]]
+Phones = list[Annotated[str, Field(max_length=40)]]
+
+
+class ItemIn(Schema):
+    kind: Literal["lead", "contact"]
+    name: str = Field("", max_length=200)
+    emails: Emails = Field(default_factory=list, max_length=20)
+    phones: Phones = Field(default_factory=list, max_length=20)
+    source_channel_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Required for operators: an Open Channel they answer."
+    )
+    responsible_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+@router.post(
+    "/items",
+    response={201: ItemOut, **errors(400, 401, 403, 422)},
+    summary="Create a lead or contact",
+)
+def create_item(request: HttpRequest, payload: ItemIn):
+    """Create an item; subscribers of `crm.item.created` are told. Operators: their channels."""
+    user = _require(request, *STAFF)
+    channel = None
+    if payload.source_channel_id is not None:
+        channel = OpenChannel.objects.filter(pk=payload.source_channel_id).first()
+        if channel is None:
+            raise HttpError(422, "source_channel_id: no Open Channel with this id.")
+    try:
+        item = create_crm_item(
+            actor=user,
+            kind=payload.kind,
+            name=payload.name,
+            emails=payload.emails,
+            phones=payload.phones,
+            source_channel=channel,
+            responsible=_responsible(payload.responsible_id),
+        )
+    except PermissionDenied as exc:
+        raise HttpError(403, str(exc)) from exc
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    return Status(201, _out(item))
+
+
+class ItemPatch(Schema):
+    name: str | None = Field(None, max_length=200)
+    kind: Literal["contact"] | None = Field(
+        None, description="`contact` converts a lead; a contact stays a contact."
+    )
+    emails: Emails | None = Field(None, max_length=20, description="Replaces every email.")
+    phones: Phones | None = Field(None, max_length=20, description="Replaces every phone.")
+    responsible_id: int | None = Field(None, ge=1, le=MAX_ID, description="`null`: nobody.")
+
+
+@router.patch(
+    "/items/{item_id}",
+    response={200: ItemOut, **errors(400, 401, 403, 404, 410, 422)},
+    summary="Change a lead or contact: only the fields given; `kind: contact` converts a lead",
+)
+def update_item(request: HttpRequest, item_id: int, payload: ItemPatch):
+    """Edit as the console's edit page does; every change is in the item's history."""
+    user = _require(request, *STAFF)
+    item = _item(user, item_id)
+    given = payload.model_fields_set
+    for field in ("name", "emails", "phones"):
+        if field in given and getattr(payload, field) is None:
+            raise HttpError(422, f"{field}: may not be null.")
+    try:
+        with transaction.atomic():
+            if given & {"name", "emails", "phones", "responsible_id"}:
+                current = list(item.identities.all())
+                item = services.update_item(
+                    actor=user,
+                    item=item,
+                    name=payload.name if payload.name is not None else item.name,
+                    responsible=(
+                        _responsible(payload.responsible_id)
+                        if "responsible_id" in given
+                        else item.responsible
+                    ),
+                    emails=(
+                        payload.emails
+                        if payload.emails is not None
+                        else [i.display for i in current if i.kind == IdentityKind.EMAIL]
+                    ),
+                    phones=(
+                        payload.phones
+                        if payload.phones is not None
+                        else [i.display for i in current if i.kind == IdentityKind.PHONE]
+                    ),
+                )
+            if payload.kind == CrmItemKind.CONTACT and item.kind == CrmItemKind.LEAD:
+                item = services.convert_to_contact(actor=user, item=item)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    item.refresh_from_db()
+    return _out(item)
 
 
 class SaveIn(Schema):

@@ -123,12 +123,19 @@ API: dict[tuple[str, str], tuple[frozenset[str], int]] = {
     ("GET", "/consents/records/{record_id}"): (READERS, 200),
     ("GET", "/consents/records/{record_id}/receipt"): (READERS, 200),
     ("POST", "/consents/withdrawals"): (ADMIN_ONLY, 201),
+    # Verify registry and the signed checkpoints: administrators and auditors, as the console.
+    ("POST", "/consents/verify"): (READERS, 202),
+    ("GET", "/consents/verify/{run_id}"): (READERS, 200),
+    ("GET", "/consents/checkpoints"): (READERS, 200),
+    ("GET", "/consents/checkpoints/{batch}"): (READERS, 200),
     # Records are append-only: every signed-in role is told so (405), nobody may change one.
     ("PUT", "/consents/records/{record_id}"): (ALL, 405),
     ("PATCH", "/consents/records/{record_id}"): (ALL, 405),
     ("DELETE", "/consents/records/{record_id}"): (ALL, 405),
     ("GET", "/crm/items"): (STAFF, 200),
     ("GET", "/crm/items/{item_id}"): (STAFF, 200),
+    ("POST", "/crm/items"): (STAFF, 201),
+    ("PATCH", "/crm/items/{item_id}"): (STAFF, 200),
     ("GET", "/crm/items/{item_id}/export"): (ADMIN_ONLY, 200),
     ("DELETE", "/crm/items/{item_id}"): (STAFF, 200),
     ("POST", "/crm/conversations/{conversation_id}/save"): (STAFF, 200),
@@ -294,9 +301,17 @@ def test_console_urls_refuse_the_methods_the_table_does_not_list(samples, client
     assert wrong == [], f"methods a view does not serve must answer 405: {wrong}"
 
 
+def _sealed_batch(sealing) -> int:
+    from openline.consent.models import Checkpoint
+
+    sealing.seal_pending()
+    return Checkpoint.objects.order_by("-batch_number").values_list("batch_number", flat=True)[0]
+
+
 @pytest.fixture
-def api_targets(samples, channel):
+def api_targets(samples, channel, administrator):
     """Path parameters and bodies that reach an existing object for each API operation."""
+    from openline.consent import runs, sealing
     from openline.consent.models import ConsentRecord
     from openline.conversations.models import Conversation
 
@@ -323,6 +338,8 @@ def api_targets(samples, channel):
         "visitor_id": str(awaiting.public_id),
         "endpoint_id": str(samples["webhooks:endpoint"]["pk"]),
         "delivery_id": str(samples["webhooks:delivery_resend"]["pk"]),
+        "run_id": str(runs.request_verification(actor=administrator).pk),
+        "batch": str(_sealed_batch(sealing)),
     }
     bodies = {
         ("POST", "/consents/records"): {
@@ -335,6 +352,8 @@ def api_targets(samples, channel):
             "consent_id": record.agreement_id,
         },
         ("POST", "/crm/conversations/{conversation_id}/save"): {"name": "Sam Sample"},
+        ("POST", "/crm/items"): {"kind": "lead", "name": "Robin", "source_channel_id": channel.pk},
+        ("PATCH", "/crm/items/{item_id}"): {"name": "Sam Sample"},
         ("POST", "/open-channels"): {"name": "Shop"},
         ("PATCH", "/open-channels/{channel_id}"): {"name": "Website"},
         ("PUT", "/open-channels/{channel_id}/connectors/{kind}"): {},
