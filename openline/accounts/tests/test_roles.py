@@ -172,6 +172,16 @@ API: dict[tuple[str, str], tuple[frozenset[str], int]] = {
     ("POST", "/webhook-endpoints/{endpoint_id}/rotate-secret"): (ADMIN_ONLY, 200),
     ("GET", "/webhook-endpoints/{endpoint_id}/deliveries"): (ADMIN_ONLY, 200),
     ("POST", "/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend"): (ADMIN_ONLY, 200),
+    # Private notes: as the console, the channel's operators and administrators.
+    ("GET", "/conversation-notes/{conversation_id}"): (STAFF, 200),
+    ("POST", "/conversation-notes/{conversation_id}"): (STAFF, 201),
+    # Canned replies: everyone who answers chats; the sample is shared, so administrators manage it.
+    ("GET", "/canned-replies"): (STAFF, 200),
+    ("POST", "/canned-replies"): (STAFF, 201),
+    ("GET", "/canned-replies/{reply_id}"): (STAFF, 200),
+    ("PATCH", "/canned-replies/{reply_id}"): (ADMIN_ONLY, 200),
+    ("DELETE", "/canned-replies/{reply_id}"): (ADMIN_ONLY, 204),
+    ("GET", "/consent-history"): (READERS, 200),
 }
 
 
@@ -313,6 +323,7 @@ def api_targets(samples, channel, administrator):
     """Path parameters and bodies that reach an existing object for each API operation."""
     from openline.consent import runs, sealing
     from openline.consent.models import ConsentRecord
+    from openline.conversations import canned
     from openline.conversations.models import Conversation
 
     record = ConsentRecord.objects.get(uuid=samples["consent:record_detail"]["record_uuid"])
@@ -340,6 +351,11 @@ def api_targets(samples, channel, administrator):
         "delivery_id": str(samples["webhooks:delivery_resend"]["pk"]),
         "run_id": str(runs.request_verification(actor=administrator).pk),
         "batch": str(_sealed_batch(sealing)),
+        "reply_id": str(
+            canned.create_canned_reply(
+                actor=administrator, title="Hello", shortcut="hello", text="Hi!", shared=True
+            ).pk
+        ),
     }
     bodies = {
         ("POST", "/consents/records"): {
@@ -370,6 +386,9 @@ def api_targets(samples, channel, administrator):
         ("POST", "/conversations/{conversation_id}/transfer"): {
             "operator_id": channel.operators.get().pk
         },
+        ("POST", "/conversation-notes/{conversation_id}"): {"text": "Call back on Monday."},
+        ("POST", "/canned-replies"): {"title": "Bye", "shortcut": "bye", "text": "Goodbye!"},
+        ("PATCH", "/canned-replies/{reply_id}"): {"text": "Hello there!"},
     }
     # An operator may delete only a client who never confirmed consent: use that one.
     delete_params = {**params, "item_id": str(samples["crm:item_delete"]["pk"])}

@@ -93,6 +93,11 @@ def test_every_operation_answers_without_server_errors_and_as_documented(
 ):
     # Hundreds of requests a minute: the rate limit has its own tests.
     settings.OPENLINE_API_RATE = (1_000_000, 60)
+    # Fuzzed connector credentials must never reach a real messenger platform: a closed
+    # loopback port refuses at once (the platform error is the connector's 4xx answer).
+    settings.OPENLINE_TELEGRAM_API_URL = "http://127.0.0.1:9"
+    settings.OPENLINE_GRAPH_API_URL = "http://127.0.0.1:9/v21.0"
+    settings.OPENLINE_VIBER_API_URL = "http://127.0.0.1:9"
     fixture = "admin_session" if credentials == "session" else "admin_token_session"
     admin_session = request.getfixturevalue(fixture)
     schema = schemathesis.openapi.from_url(f"{live_asgi.url}/api/v1/openapi.json")
