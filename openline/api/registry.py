@@ -106,6 +106,8 @@ def add_operations(router: Router) -> None:
 
     @router.post(
         "/verify",
+        # Named like the rest of the consents API (published operation ids never change).
+        operation_id="openline_consent_api_start_verification",
         response={202: RunOut, **errors(401, 403)},
         summary="Verify the whole registry in the background (administrators, auditors)",
     )
@@ -117,6 +119,7 @@ def add_operations(router: Router) -> None:
 
     @router.get(
         "/verify/{run_id}",
+        operation_id="openline_consent_api_get_verification",
         response={200: RunOut, **errors(401, 403, 404, 422)},
         summary="One verification: progress while it runs, then its result and problems",
     )
@@ -129,6 +132,7 @@ def add_operations(router: Router) -> None:
 
     @router.get(
         "/checkpoints",
+        operation_id="openline_consent_api_list_checkpoints",
         response={200: CheckpointPage, **errors(401, 403, 422)},
         summary="Signed registry checkpoints, newest first (cursor pages)",
     )
@@ -147,6 +151,7 @@ def add_operations(router: Router) -> None:
 
     @router.get(
         "/checkpoints/{batch}",
+        operation_id="openline_consent_api_get_checkpoint",
         response={200: CheckpointOut, **errors(401, 403, 404, 422)},
         summary="The signed checkpoint issued after one seal batch",
     )

@@ -86,4 +86,8 @@ def test_consent_api_keeps_the_operation_ids_it_was_published_with():
         ("get", "/api/v1/consents/records/{record_id}"): "openline_consent_api_get_record",
         ("get", "/api/v1/consents/records/{record_id}/receipt"): "openline_consent_api_get_receipt",
         ("post", "/api/v1/consents/withdrawals"): "openline_consent_api_withdraw",
+        ("post", "/api/v1/consents/verify"): "openline_consent_api_start_verification",
+        ("get", "/api/v1/consents/verify/{run_id}"): "openline_consent_api_get_verification",
+        ("get", "/api/v1/consents/checkpoints"): "openline_consent_api_list_checkpoints",
+        ("get", "/api/v1/consents/checkpoints/{batch}"): "openline_consent_api_get_checkpoint",
     }
