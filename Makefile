@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(VENV)/.synced-runtime
 DEV_STAMP := $(VENV)/.synced-dev
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --python $(BIN)/python
 
-.PHONY: run test lint format bench migrate demo setup setup-dev clean
+.PHONY: run test lint format bench drills migrate demo setup setup-dev clean
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -63,6 +63,10 @@ format: setup-dev
 
 bench: setup-dev migrate
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Failure drills: kill web processes, workers and private PostgreSQL/Redis under load.
+drills: setup-dev
+	$(BIN)/python -m drills $(DRILLS_ARGS)
 
 clean:
 	rm -rf $(VENV) var/test-*.sqlite3*

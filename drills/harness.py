@@ -1,0 +1,632 @@
+"""Processes the failure drills start, kill and restart: private services and Openline itself.
+
+Every drill runs against its **own** PostgreSQL cluster and Redis server (never the machine's
+5432 / 6379, which others share), so it may kill them. Everything started here is registered
+and torn down at exit (``atexit``) even when a drill fails; temp directories are removed.
+
+API (stable; other drills build on it):
+
+``PrivatePostgres(port)``
+    ``start()`` (initdb into a temp dir on first start, then ``postgres`` in its own session,
+    as the ``postgres`` user when run as root), ``wait_ready(timeout)``, ``stop()`` (fast
+    shutdown), ``kill(sig=SIGKILL)`` (the postmaster and all its backends),
+    ``url(dbname="openline")``, ``create_database(name)``, ``sql(statement, dbname)``,
+    ``pid``, ``cleanup()`` (stop and remove the data directory).
+``PrivateRedis(port)``
+    ``start()``, ``wait_ready(timeout)``, ``stop()``, ``kill(sig=SIGKILL)``, ``url`` (db 0),
+    ``pid``, ``cleanup()``.
+``drill_env(database_url, redis_url=None, var_dir=None, **extra) -> dict``
+    The environment of every Openline process of a drill: DEBUG off, quiet logs, a fixed
+    secret key, the database task backend, no demo site, start limits raised for bursts.
+``migrate(env)``
+    ``manage.py migrate`` once per database URL (later calls are no-ops).
+``OpenlineServer(env, port, workers=2)``
+    ``start()`` runs ``migrate(env)`` then uvicorn with ``openline.asgi:application`` and the
+    options ``manage.py serve`` uses (DEBUG off), and waits for ``/healthz``; ``url``,
+    ``pids()`` (the web worker processes), ``kill_worker(sig=SIGKILL, pid=None) -> pid``,
+    ``wait_workers(count, timeout)`` (uvicorn's supervisor replaces a dead worker), ``stop()``.
+``OpenlineWorker(env, command="db_worker", args=())``
+    ``manage.py db_worker`` (or ``messengers_run``, any command): ``start()``, ``pid``,
+    ``kill(sig=SIGKILL)``, ``stop()``, ``alive()``.
+``run_script(env, code, *args, timeout=120) -> dict``
+    Run Python ``code`` with Django set up in a separate process; it prints one line
+    ``RESULT<json>``, which is returned.
+``seed_livechat_channel(env, name="Drill site") -> LiveChatSeed``
+    A live chat Open Channel with consent on and an agreement version (via the services);
+    the seed has ``code``, ``channel_id``, ``version``, ``language``, ``sha256``, ``agreement``.
+``start_body(seed, text, client_id)`` / ``widget_start(client, base_url, seed, ...)``
+    The body the widget posts to ``/widget/<code>/start`` with the consent accepted, and one
+    start over HTTP (an ``httpx.Client`` or ``httpx.AsyncClient`` via ``widget_start_async``),
+    optionally with an ``Idempotency-Key``.
+``free_port(lo, hi)``, ``load_average()``, ``DrillFailure``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+SECRET_KEY = "drill-secret-key-" + "d" * 40
+_STARTED: list = []
+_MIGRATED: set[str] = set()
+
+
+class DrillFailure(RuntimeError):
+    """Something a drill needs is missing or did not start (the drill fails, never skips)."""
+
+
+def _register(thing) -> None:
+    if thing not in _STARTED:
+        _STARTED.append(thing)
+
+
+@atexit.register
+def cleanup_all() -> None:
+    """Stop everything a drill started, newest first (also runs at interpreter exit)."""
+    while _STARTED:
+        thing = _STARTED.pop()
+        with contextlib.suppress(Exception):
+            thing.cleanup()
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load, for the drill reports."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def free_port(lo: int = 18500, hi: int = 18599) -> int:
+    """A free loopback port in [lo, hi] (the drills' own range)."""
+    import socket
+
+    for port in range(lo, hi + 1):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise DrillFailure(f"no free port in {lo}-{hi}")
+
+
+def _wait(check, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise DrillFailure(f"{what}: the process exited (code {proc.returncode})")
+        time.sleep(0.1)
+    raise DrillFailure(f"{what}: not ready after {timeout:.0f} s")
+
+
+def _terminate(proc: subprocess.Popen | None, timeout: float = 10, group: bool = True) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+        proc.wait(timeout=10)
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on its own port (the machine's binaries, a temp dir)."""
+
+    def __init__(self, port: int, *, user: str = "postgres"):
+        if not PG_BINS:
+            raise DrillFailure("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
+        self.bin = PG_BINS[0]
+        self.port = port
+        self.user = user
+        self.root = Path(tempfile.mkdtemp(prefix=f"openline-drill-pg{port}-"))
+        self.data = self.root / "data"
+        self.proc: subprocess.Popen | None = None
+        self._as_root = os.geteuid() == 0
+        _register(self)
+
+    def _run_as(self) -> dict:
+        return {"user": "postgres", "group": "postgres"} if self._as_root else {}
+
+    def _initdb(self) -> None:
+        if self._as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        out = subprocess.run(
+            [str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust"],
+            capture_output=True,
+            text=True,
+            **self._run_as(),
+        )
+        if out.returncode != 0:
+            raise DrillFailure(f"initdb failed: {out.stderr[-2000:]}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def start(self) -> PrivatePostgres:
+        """Start the cluster (initdb on the first start) and wait until it accepts connections."""
+        if not self.data.exists():
+            self._initdb()
+        # A postmaster killed with -9 leaves its pid file; postgres itself checks that the pid
+        # is gone, so a restart after kill() works.
+        self.proc = subprocess.Popen(
+            [
+                *(str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}"),
+                *("-c", "max_connections=200", "-c", "fsync=on", "-c", "synchronous_commit=on"),
+                *("-c", "shared_buffers=64MB", "-c", "logging_collector=off"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "postgres.log", "ab"),  # noqa: SIM115 - the child owns it
+            start_new_session=True,
+            **self._run_as(),
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Wait until the server answers ``SELECT 1``."""
+        _wait(self._ready, timeout, f"private PostgreSQL on {self.port}", self.proc)
+
+    def _ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url("postgres"), connect_timeout=1) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def url(self, dbname: str = "openline") -> str:
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def sql(self, statement: str, dbname: str = "postgres", params=None) -> list:
+        """Run one statement in autocommit; return its rows (empty for commands)."""
+        import psycopg
+
+        with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` if missing; return its URL."""
+        if not self.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=[name]):
+            self.sql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        """Fast shutdown (rolls back open transactions, like a clean restart)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the postmaster and every backend at once (a crash, not a shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.kill() if self.proc is not None and self.proc.poll() is None else None
+        shutil.rmtree(self.root, ignore_errors=True)
+        _STARTED.remove(self) if self in _STARTED else None
+
+
+class PrivateRedis:
+    """A throw-away Redis server on its own port, without persistence."""
+
+    def __init__(self, port: int):
+        self.binary = shutil.which("redis-server")
+        if not self.binary:
+            raise DrillFailure("redis-server is not installed (apt-get install redis-server)")
+        self.port = port
+        self.root = Path(tempfile.mkdtemp(prefix=f"openline-drill-redis{port}-"))
+        self.proc: subprocess.Popen | None = None
+        _register(self)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def start(self) -> PrivateRedis:
+        self.proc = subprocess.Popen(
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.root)),
+                *("--daemonize", "no", "--loglevel", "warning"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        _wait(self._ready, timeout, f"private Redis on {self.port}", self.proc)
+
+    def _ready(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        _terminate(self.proc, group=False)
+        self.proc = None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+        _STARTED.remove(self) if self in _STARTED else None
+
+
+def drill_env(
+    database_url: str, redis_url: str | None = None, var_dir: str | Path | None = None, **extra
+) -> dict:
+    """The environment of an Openline process in a drill (DEBUG off, fixed secret key)."""
+    if var_dir is None:
+        var_dir = tempfile.mkdtemp(prefix="openline-drill-var-")
+        _register(_TempDir(Path(var_dir)))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPENLINE_") and k not in ("REDIS_URL", "DATABASE_URL")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="openline.settings",
+        DATABASE_URL=database_url,
+        OPENLINE_VAR_DIR=str(var_dir),
+        OPENLINE_DEBUG="false",
+        OPENLINE_SECRET_KEY=SECRET_KEY,
+        OPENLINE_ALLOWED_HOSTS="127.0.0.1,localhost",
+        OPENLINE_LOG_LEVEL="ERROR",
+        OPENLINE_DEMO_SITE="0",
+        OPENLINE_TASKS_BACKEND="django_tasks_db.DatabaseBackend",
+        # A burst from one loopback address is the point of a drill, not abuse.
+        OPENLINE_LIVECHAT_RATE_START="100000/1",
+        OPENLINE_LIVECHAT_RATE_IP="100000/1",
+        PYTHONUNBUFFERED="1",
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@dataclass(eq=False)
+class _TempDir:
+    path: Path
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def manage(env: dict, *args: str, timeout: float = 300) -> str:
+    """Run ``manage.py <args>``; return stdout, raise DrillFailure with stderr on failure."""
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise DrillFailure(
+            f"manage.py {' '.join(args)} failed ({out.returncode}):\n"
+            f"{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+        )
+    return out.stdout
+
+
+def migrate(env: dict) -> None:
+    """``manage.py migrate`` once per database URL."""
+    url = env["DATABASE_URL"]
+    if url not in _MIGRATED:
+        manage(env, "migrate", "--no-input")
+        _MIGRATED.add(url)
+
+
+def run_script(env: dict, code: str, *args: str, timeout: float = 120) -> dict:
+    """Run ``code`` (Django set up first) in its own process; return its ``RESULT<json>`` line."""
+    prelude = "import django, json, sys\ndjango.setup()\n"
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + code, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[6:])
+    raise DrillFailure(f"drill script failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class OpenlineServer:
+    """Openline's ASGI app under uvicorn with ``workers`` web worker processes."""
+
+    def __init__(self, env: dict, port: int, workers: int = 2):
+        self.env = env
+        self.port = port
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix="openline-drill-web-", suffix=".log")[1])
+        _register(self)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> OpenlineServer:
+        """Migrate (once per database), start uvicorn and wait for /healthz and every worker."""
+        migrate(self.env)
+        # The same options as `manage.py serve` (which also starts a worker and the messengers
+        # loop: drills start those themselves, to kill them separately).
+        command = [
+            *(sys.executable, "-m", "uvicorn", "openline.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--workers", str(self.workers), "--lifespan", "off"),
+            *("--no-proxy-headers", "--no-server-header", "--no-access-log"),
+            *("--ws-per-message-deflate", "false", "--log-level", "warning"),
+            *("--timeout-graceful-shutdown", "5"),
+        ]
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),  # noqa: SIM115 - the child owns it
+            start_new_session=True,
+        )
+        _wait(self._healthy, timeout, f"Openline on {self.port} (log {self.log})", self.proc)
+        self.wait_workers(self.workers, timeout)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def pids(self) -> list[int]:
+        """The web worker processes (children of uvicorn's supervisor)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return [p for p in _children(self.proc.pid) if "spawn_main" in _cmdline(p)]
+
+    def wait_workers(self, count: int | None = None, timeout: float = 60) -> list[int]:
+        """Wait until ``count`` workers run and /healthz answers; return their pids."""
+        count = self.workers if count is None else count
+        _wait(
+            lambda: len(self.pids()) >= count and self._healthy(),
+            timeout,
+            f"{count} web workers on {self.port}",
+            self.proc,
+        )
+        return self.pids()
+
+    def kill_worker(self, sig: int = signal.SIGKILL, pid: int | None = None) -> int:
+        """Send ``sig`` (kill -9 by default) to one web worker; return its pid."""
+        pids = self.pids()
+        if not pids:
+            raise DrillFailure("no web worker to kill")
+        pid = pid if pid is not None else pids[0]
+        os.kill(pid, sig)
+        return pid
+
+    def stop(self) -> None:
+        """Stop the supervisor and its workers (SIGTERM to the group, then SIGKILL)."""
+        _terminate(self.proc, timeout=15)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        with contextlib.suppress(OSError):
+            self.log.unlink()
+        _STARTED.remove(self) if self in _STARTED else None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class OpenlineWorker:
+    """A background ``manage.py`` process: ``db_worker`` (tasks) or ``messengers_run``."""
+
+    def __init__(self, env: dict, command: str = "db_worker", args: tuple[str, ...] = ()):
+        self.env = env
+        self.command = command
+        if command == "db_worker" and not args:
+            args = ("--interval", "0.2", "--no-reload", "--no-startup-delay")
+        self.args = tuple(args)
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix=f"openline-drill-{command}-", suffix=".log")[1])
+        _register(self)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> OpenlineWorker:
+        migrate(self.env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", self.command, *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "ab"),  # noqa: SIM115 - the child owns it
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise DrillFailure(
+                f"manage.py {self.command} exited at once ({self.proc.returncode}): "
+                f"{self.log_tail()}"
+            )
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the process group (the command and anything it started) with ``sig``."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        _terminate(self.proc, timeout=20)
+
+    def cleanup(self) -> None:
+        self.stop()
+        with contextlib.suppress(OSError):
+            self.log.unlink()
+        _STARTED.remove(self) if self in _STARTED else None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+@dataclass(frozen=True)
+class LiveChatSeed:
+    code: str
+    channel_id: int
+    agreement: int
+    version: int
+    language: str
+    sha256: str
+
+
+SEED = r"""
+from openline.consent.models import Agreement
+from openline.consent.services import create_agreement
+from openline.openchannels.models import OpenChannel
+from openline.openchannels.policy import consent_offer
+from openline.openchannels.services import create_open_channel
+
+name = sys.argv[1]
+agreement = Agreement.objects.filter(name=name + " notice").first() or create_agreement(
+    actor=None, name=name + " notice", text="We keep your messages to answer you.",
+    allow_html=False)
+channel = OpenChannel.objects.filter(name=name).first() or create_open_channel(
+    actor=None, name=name, connectors=["livechat"], consent_enabled=True, agreement=agreement)
+shown = consent_offer(channel, "en")
+print("RESULT" + json.dumps({"code": channel.code, "channel_id": channel.pk,
+    "agreement": agreement.pk, "version": shown.version.id, "language": shown.language,
+    "sha256": shown.sha256}))
+"""
+
+
+def seed_livechat_channel(env: dict, name: str = "Drill site") -> LiveChatSeed:
+    """A live chat channel with consent on (created through the services; idempotent)."""
+    migrate(env)
+    return LiveChatSeed(**run_script(env, SEED, name))
+
+
+def start_body(seed: LiveChatSeed, text: str = "Hello", client_id: str = "c1") -> dict:
+    """What the widget posts to start a chat after the client accepted the consent."""
+    return {
+        "text": text,
+        "client_id": client_id,
+        "page_url": "https://shop.example/drill",
+        "language": "en",
+        "consent": {"version": seed.version, "language": seed.language, "sha256": seed.sha256},
+    }
+
+
+def _start_request(base_url: str, seed: LiveChatSeed, body: dict, key: str | None) -> dict:
+    headers = {"Content-Type": "application/json", "User-Agent": "openline-drill/1"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return {"url": f"{base_url}/widget/{seed.code}/start", "json": body, "headers": headers}
+
+
+def widget_start(
+    client: httpx.Client,
+    base_url: str,
+    seed: LiveChatSeed,
+    body: dict | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> httpx.Response:
+    """One widget start over HTTP (raises httpx errors when the answer is lost)."""
+    return client.post(**_start_request(base_url, seed, body or start_body(seed), idempotency_key))
+
+
+async def widget_start_async(
+    client: httpx.AsyncClient,
+    base_url: str,
+    seed: LiveChatSeed,
+    body: dict | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> httpx.Response:
+    """``widget_start`` for an ``httpx.AsyncClient``."""
+    request = _start_request(base_url, seed, body or start_body(seed), idempotency_key)
+    return await client.post(**request)
