@@ -144,13 +144,14 @@ def _fresh_channel_layer():
 def _fresh_rate_limits():
     """Start every test with full live chat rate-limit buckets.
 
-    The limiters live in the process, keyed by client IP (127.0.0.1 for every test): without
-    this, whether a test is rate limited would depend on which tests ran before it.
+    The buckets are keyed by client IP (127.0.0.1 for every test), in the process or in Redis
+    under this test process's prefix: without this, whether a test is rate limited would
+    depend on which tests ran before it.
     """
     from openline.conversations.limits import every_limiter
 
     for limiter in every_limiter():
-        limiter.buckets.clear()
+        limiter.reset()
     yield
 
 

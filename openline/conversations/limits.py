@@ -1,19 +1,64 @@
-"""Token-bucket rate limits for websocket frames, shared by every socket (widget and console).
+"""Token-bucket rate limits, shared by every server process through Redis when there is one.
 
-Buckets live in the server process: cheap enough to check on every frame with
-no round trip. With several processes a client gets at most one allowance per
-process it is connected to, which still stops floods from one connection.
-Limits can be tuned as "burst/per_second" (e.g. "10/2"); the frame limit per
-connection with OPENLINE_LIVECHAT_RATE_FRAMES (its name predates the console socket).
+A named limiter (``RateLimiter(burst, rate, name="livechat-start")``) keeps its buckets in
+Redis whenever the default cache is Redis (``REDIS_URL``), so every process and host draws
+from one bucket per key: 20 chat starts per IP means 20 in total, whichever process answers.
+Each check is one round trip (a small Lua script, GCRA by Redis' own clock, the bucket
+expiring once it is full again). Without Redis, and while Redis is
+unreachable, buckets live in this process: a request is never failed because Redis is down,
+only counted per process until Redis answers again (checked at most every few seconds, so an
+outage costs one short timeout per process, not one per request).
+
+A limiter without a name counts in this process only. That is right for the frame limit,
+whose key is a connection's channel name: one connection lives in one process, and checking
+every frame needs no round trip.
+
+Limits are tuned as "burst/per_second" (e.g. "10/2"); the frame limit per connection with
+OPENLINE_LIVECHAT_RATE_FRAMES (its name predates the console socket).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import threading
 import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+# A rate check sits on the request path (and on the websocket's event loop): fail fast.
+REDIS_TIMEOUT = 0.25
+# After a failure, count in the process for this long before asking Redis again.
+REDIS_RETRY_AFTER = 5.0
+
+# GCRA (the generic cell rate algorithm): a bucket is one number, the time at which it is full
+# again ("theoretical arrival time", microseconds by Redis' own clock, since hosts' clocks may
+# differ). An event is allowed while that time is at most burst - 1 intervals ahead of now; it
+# pushes the time one interval on. Same answers as a token bucket; a missing key is a full one.
+GCRA_SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local full_at = tonumber(redis.call('GET', KEYS[1]))
+if full_at == nil or full_at < now then full_at = now end
+if full_at - now > tolerance then return 0 end
+full_at = full_at + interval
+redis.call('SET', KEYS[1], string.format('%d', full_at),
+  'PX', math.ceil((full_at - now) / 1000) + 1000)
+return 1
+"""
 
 
 def rate_from_env(name: str, default: str) -> tuple[float, float]:
@@ -39,19 +84,115 @@ class _Bucket:
     stamp: float
 
 
-class RateLimiter:
-    """Allow ``burst`` events at once and ``rate`` per second after that, per key."""
+class _SharedStore:
+    """The Redis behind the default cache, with a pause after each failure."""
 
-    def __init__(self, burst: float, rate: float, max_keys: int = 50_000):
+    def __init__(self) -> None:
+        self._clients: dict[str, redis.Redis] = {}
+        self._lock = threading.Lock()
+        self._down_until: dict[str, float] = {}  # Redis URL -> when to ask it again
+        self._script_sha = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis' script id
+
+    def target(self) -> tuple[redis.Redis, str] | None:
+        """Return the client and key prefix to count with, or None to count in this process."""
+        config = settings.CACHES.get("default", {})
+        if config.get("BACKEND") != REDIS_CACHE:
+            return None
+        location = config["LOCATION"]
+        if isinstance(location, list | tuple):
+            location = location[0]
+        url = str(location).split(",")[0]  # the first server is the one Django writes to
+        down_until = self._down_until.get(url)
+        if down_until is not None and time.monotonic() < down_until:
+            return None
+        client = self._clients.get(url)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(url) or redis.Redis.from_url(
+                    url,
+                    socket_connect_timeout=REDIS_TIMEOUT,
+                    socket_timeout=REDIS_TIMEOUT,
+                    retry=Retry(NoBackoff(), 0),
+                )
+                self._clients[url] = client
+        return client, str(config.get("KEY_PREFIX", ""))
+
+    def take(self, client: redis.Redis, key: str, burst: float, rate: float) -> bool:
+        """Take a token from the shared bucket ``key``; raise ``redis.RedisError`` on failure."""
+        interval = 1_000_000 / rate  # microseconds per token
+        args = (1, key, str(round(interval)), str(round((burst - 1) * interval)))
+        try:
+            return bool(client.evalsha(self._script_sha, *args))
+        except redis.exceptions.NoScriptError:
+            return bool(client.eval(GCRA_SCRIPT, *args))
+
+    def failed(self, client: redis.Redis, exc: Exception) -> None:
+        """Count in this process for a while; say so once per outage."""
+        url = self._url_of(client)
+        if url not in self._down_until:
+            logger.warning(
+                "rate limits: Redis unreachable (%s); counting in this process",
+                type(exc).__name__,
+            )
+        self._down_until[url] = time.monotonic() + REDIS_RETRY_AFTER
+
+    def recovered(self, client: redis.Redis) -> None:
+        """Count shared again (logged once, when an outage ends)."""
+        if self._down_until and self._down_until.pop(self._url_of(client), None) is not None:
+            logger.warning("rate limits: Redis answers again; counting shared")
+
+    def _url_of(self, client: redis.Redis) -> str:
+        return next((url for url, known in self._clients.items() if known is client), "")
+
+
+_STORE = _SharedStore()
+
+
+class RateLimiter:
+    """Allow ``burst`` events at once and ``rate`` per second after that, per key.
+
+    ``name`` shares the buckets between processes through Redis (when the cache is Redis);
+    without it the buckets are this process's own.
+    """
+
+    def __init__(
+        self, burst: float, rate: float, max_keys: int = 50_000, *, name: str | None = None
+    ):
         self.burst = burst
         self.rate = rate
         self.max_keys = max_keys
+        self.name = name
         self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._used_shared = False
         _EVERY.add(self)
 
     def allow(self, key: str, now: float | None = None) -> bool:
         """Take one token for ``key``; False when the key is over its limit."""
-        now = time.monotonic() if now is None else now
+        if self.name is not None and now is None:
+            target = _STORE.target()
+            if target is not None:
+                client, prefix = target
+                try:
+                    allowed = _STORE.take(client, self._shared_key(prefix, key), *self._limit)
+                except redis.RedisError as exc:
+                    _STORE.failed(client, exc)
+                else:
+                    _STORE.recovered(client)
+                    self._used_shared = True
+                    return allowed
+        return self._allow_here(key, time.monotonic() if now is None else now)
+
+    @property
+    def _limit(self) -> tuple[float, float]:
+        return self.burst, self.rate
+
+    def _shared_key(self, prefix: str, key: str) -> str:
+        if len(key) > 100:  # any client-chosen key stays a short Redis key
+            key = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        # The limit is part of the key, so changing it starts fresh buckets.
+        return f"{prefix}:rl:{self.name}:{self.burst:g}/{self.rate:g}:{key}"
+
+    def _allow_here(self, key: str, now: float) -> bool:
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = _Bucket(self.burst, now)
@@ -66,7 +207,26 @@ class RateLimiter:
         bucket.tokens -= 1
         return True
 
+    def reset(self) -> None:
+        """Refill every bucket, in this process and (for tests) this limiter's shared ones."""
+        self.buckets.clear()
+        if not self._used_shared:
+            return
+        self._used_shared = False
+        target = _STORE.target()
+        if target is None:
+            return
+        client, prefix = target
+        try:
+            pattern = self._shared_key(prefix, "*")
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError as exc:
+            _STORE.failed(client, exc)
+
 
 _EVERY: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
 
+# Per connection by nature (the key is the connection's channel name): counted in the process.
 FRAMES_PER_CONNECTION = RateLimiter(*rate_from_env("OPENLINE_LIVECHAT_RATE_FRAMES", "40/10"))
