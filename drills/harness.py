@@ -23,7 +23,8 @@ API (stable; other drills build on it):
 ``OpenlineServer(env, port, workers=2)``
     ``start()`` runs ``migrate(env)`` then uvicorn with ``openline.asgi:application`` and the
     options ``manage.py serve`` uses (DEBUG off), and waits for ``/healthz``; ``url``,
-    ``pids()`` (the web worker processes), ``kill_worker(sig=SIGKILL, pid=None) -> pid``,
+    ``pids()`` (the web worker processes), ``connections() -> {pid: open connections}``,
+    ``kill_worker(sig=SIGKILL, pid=None) -> pid`` (default: the busiest worker),
     ``wait_workers(count, timeout)`` (uvicorn's supervisor replaces a dead worker), ``stop()``.
 ``OpenlineWorker(env, command="db_worker", args=())``
     ``manage.py db_worker`` (or ``messengers_run``, any command): ``start()``, ``pid``,
@@ -465,12 +466,36 @@ class OpenlineServer:
         )
         return self.pids()
 
+    def connections(self) -> dict[int, int]:
+        """Open client connections (TCP, established, on the server's port) per web worker."""
+        established: set[str] = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == self.port:
+                        established.add(fields[9])
+        counts = {}
+        for pid in self.pids():
+            inodes = set()
+            for fd in Path(f"/proc/{pid}/fd").glob("*"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+            counts[pid] = len(inodes & established)
+        return counts
+
     def kill_worker(self, sig: int = signal.SIGKILL, pid: int | None = None) -> int:
-        """Send ``sig`` (kill -9 by default) to one web worker; return its pid."""
-        pids = self.pids()
-        if not pids:
-            raise DrillFailure("no web worker to kill")
-        pid = pid if pid is not None else pids[0]
+        """Send ``sig`` (kill -9 by default) to one web worker; return its pid.
+
+        Without ``pid``, the worker holding the most client connections (the one a kill hurts).
+        """
+        if pid is None:
+            counts = self.connections()
+            if not counts:
+                raise DrillFailure("no web worker to kill")
+            pid = max(counts, key=lambda p: counts[p])
         os.kill(pid, sig)
         return pid
 
