@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(VENV)/.synced-runtime
 DEV_STAMP := $(VENV)/.synced-dev
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --python $(BIN)/python
 
-.PHONY: run test lint format bench drills migrate demo setup setup-dev clean
+.PHONY: run run-prod-like test lint format bench drills migrate demo setup setup-dev clean
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -47,6 +47,11 @@ demo: migrate
 
 run: demo
 	$(BIN)/python manage.py serve
+
+# Two web processes, a task worker and the messenger runner on the local PostgreSQL (database
+# `openline`, created if missing) and Redis, DEBUG off; PROD_LIKE_ARGS="--ports 8000,8002 ...".
+run-prod-like: setup
+	$(BIN)/python manage.py run_prod_like $(PROD_LIKE_ARGS)
 
 test: setup-dev
 	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup $(PYTEST_ARGS)
