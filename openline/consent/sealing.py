@@ -301,6 +301,27 @@ def seal_pending(*, batch_size: int = BATCH_SIZE, wait_timeout: float = 5.0) -> 
         result.refused.extend(refused)
 
 
+def seal_leftovers(*, older_than: dt.timedelta, wait_timeout: float = 1.0) -> SealResult | None:
+    """Seal records a sealing task should have sealed by now; None when nothing waits that long.
+
+    The task enqueued after each commit is lost when its worker is killed mid-run (the task
+    stays "running" and is never picked again) or when it could not be enqueued; a periodic
+    sweep calls this so such records are sealed anyway. Safe beside a running sealer.
+    """
+    after = (
+        SealBatch.objects.order_by("-number").values_list("last_record_id", flat=True).first() or 0
+    )
+    oldest = (
+        ConsentRecord.objects.filter(id__gt=after)
+        .order_by("id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if oldest is None or oldest > timezone.now() - older_than:
+        return None
+    return seal_pending(wait_timeout=wait_timeout)
+
+
 def _checkpoints_missing() -> bool:
     # Cheap on every run: a flag set when signing failed, and (after a restart lost the
     # flag, or an upgrade from before checkpoints) whether the newest batch is signed.

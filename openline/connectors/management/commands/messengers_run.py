@@ -1,5 +1,10 @@
 """Run the messenger background loop: Telegram pollers and the periodic sweeps.
 
+The sweeps pick up work whose task was lost (a killed worker leaves its django-tasks row
+"running" for ever): leftover inbound events, due outbox items, stale sends (marked uncertain,
+never resent), due webhook deliveries (their claim is a lease that expires) and unsealed
+consent records.
+
 Several of these may run at once (several hosts): a poller runs only under its connector's
 lease, events are processed under the Connector's row lock, outbox items are claimed by a
 conditional UPDATE, and the hourly retention job is enqueued once per hour across processes.
@@ -24,6 +29,8 @@ log = logging.getLogger("openline.connectors.run")
 PURGE_EVERY = dt.timedelta(hours=1)
 # Events and outbox items younger than this are left to the task their commit enqueued.
 LEFTOVER_AFTER = dt.timedelta(seconds=3)
+# Consent records unsealed this long were missed by their sealing task (it runs within ~1 s).
+SEAL_LEFTOVER_AFTER = dt.timedelta(seconds=10)
 
 
 class Command(BaseCommand):
@@ -39,10 +46,17 @@ class Command(BaseCommand):
             default=8.0,
             help="getUpdates long-poll seconds",
         )
+        parser.add_argument(
+            "--uncertain-after",
+            type=float,
+            default=120.0,
+            help="seconds after which a send whose worker died is marked uncertain",
+        )
 
     def handle(self, *args, **options) -> None:
         self.interval = max(0.1, options["interval"])
         self.poll_timeout = max(1.0, options["poll_timeout"])
+        self.uncertain_after = max(1.0, options["uncertain_after"])
         self.owner = polling.new_owner()
         self.stop = threading.Event()
         self.pollers: dict[int, threading.Thread] = {}
@@ -69,6 +83,7 @@ class Command(BaseCommand):
             self.send_due,
             self.reap,
             self.webhooks,
+            self.seal,
         )
         for step in steps:
             try:
@@ -151,13 +166,19 @@ class Command(BaseCommand):
     def reap(self) -> None:
         from openline.conversations.outbox import reap_stale
 
-        reap_stale()
+        reap_stale(older_than_seconds=self.uncertain_after)
 
     def webhooks(self) -> None:
         """Send due outgoing webhooks (retries, and any whose commit-time task was lost)."""
         from openline.webhooks.delivery import deliver_due
 
         deliver_due(limit=100, budget=max(self.interval, 5.0))
+
+    def seal(self) -> None:
+        """Seal consent records whose sealing task was lost (its worker was killed mid-run)."""
+        from openline.consent.sealing import seal_leftovers
+
+        seal_leftovers(older_than=SEAL_LEFTOVER_AFTER)
 
     def schedule_purge(self) -> None:
         """Enqueue the unconfirmed-clients retention job once an hour (across processes)."""
