@@ -1,0 +1,372 @@
+"""Crash drill: kill -9 a web worker in the middle of a burst of consent captures.
+
+A private PostgreSQL and Redis, Openline under uvicorn with 2 web workers (DEBUG off) and a
+task worker (the sealer). 16 concurrent clients post accepted live chat starts (consent record +
+visitor + conversation + first message), each with its own ``Idempotency-Key``; one web worker
+is killed with SIGKILL a third of the way through (uvicorn's supervisor starts a new one).
+
+Checked afterwards, in the database:
+
+* every start answered 201 is in the registry: its record uuid, with the visitor, conversation
+  and message the answer named;
+* nothing is half-written: every visitor of the channel has its conversation, consent record
+  and first message, every record its visitor's conversation, no conversation holds two first
+  messages;
+* each start whose answer was lost (connection reset by the kill) was stored at most once;
+* the widget's retry of each lost start with the same key (contract A) creates no second
+  visitor, conversation or record and answers with the stored record; a sample of answered
+  starts sent again is replayed (``Idempotent-Replayed: true``) with the same record;
+* after the sealer (the task worker) ran, every record is sealed and ``consent_verify`` passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+
+from drills.harness import (
+    DrillFailure,
+    LiveChatSeed,
+    OpenlineServer,
+    OpenlineWorker,
+    PrivatePostgres,
+    PrivateRedis,
+    drill_env,
+    free_port,
+    manage,
+    seed_livechat_channel,
+    start_body,
+    widget_start_async,
+)
+
+CLIENTS = 16
+LOST = (httpx.TransportError,)
+RETRY_STATUSES = {502, 503, 504}
+
+
+@dataclass
+class Attempt:
+    """One widget start: its key and body, and what came back (if anything)."""
+
+    index: int
+    key: str
+    body: dict
+    status: int | None = None
+    answer: dict | None = None
+    error: str = ""
+    replayed: bool = False
+    retries: list[tuple[int | None, dict | None, bool]] = field(default_factory=list)
+
+    @property
+    def client_id(self) -> str:
+        return self.body["client_id"]
+
+
+def _attempts(seed: LiveChatSeed, count: int, run: str) -> list[Attempt]:
+    attempts = []
+    for i in range(count):
+        body = start_body(seed, text=f"Drill {run} capture {i}: where is my order?", client_id="")
+        body["client_id"] = f"drill-{run}-{i}"
+        attempts.append(Attempt(i, f"drill-{run}-{i}-{secrets.token_hex(8)}", body))
+    return attempts
+
+
+async def _send(client: httpx.AsyncClient, url: str, seed: LiveChatSeed, a: Attempt) -> None:
+    try:
+        response = await widget_start_async(client, url, seed, a.body, idempotency_key=a.key)
+    except LOST as exc:
+        a.error = f"{type(exc).__name__}"
+        return
+    a.status = response.status_code
+    a.replayed = response.headers.get("Idempotent-Replayed") == "true"
+    if response.status_code in RETRY_STATUSES:
+        a.error = f"HTTP {response.status_code}"
+        return
+    try:
+        a.answer = response.json()
+    except ValueError:
+        a.error = f"HTTP {response.status_code}, not JSON"
+
+
+async def _burst(
+    server: OpenlineServer, seed: LiveChatSeed, attempts: list[Attempt], kill_after: int
+) -> dict:
+    """Send every attempt from CLIENTS concurrent clients; kill -9 a web worker mid-way."""
+    queue: asyncio.Queue[Attempt] = asyncio.Queue()
+    for a in attempts:
+        queue.put_nowait(a)
+    done = 0
+    killed: dict = {}
+    started = time.monotonic()
+
+    async def client_loop() -> None:
+        nonlocal done
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            while not queue.empty():
+                a = queue.get_nowait()
+                await _send(client, server.url, seed, a)
+                done += 1
+                if done >= kill_after and not killed:
+                    killed["connections"] = server.connections()
+                    killed["pid"] = server.kill_worker()
+                    killed["at"] = done
+
+    await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
+    killed["seconds"] = time.monotonic() - started
+    return killed
+
+
+async def _retry(server: OpenlineServer, seed: LiveChatSeed, attempts: list[Attempt]) -> None:
+    """Retry like the widget: the same key and body, jittered back-off, until answered."""
+    rng = random.Random(7)
+    async with httpx.AsyncClient(timeout=30) as client:
+        for a in attempts:
+            for n in range(6):
+                try:
+                    r = await widget_start_async(
+                        client, server.url, seed, a.body, idempotency_key=a.key
+                    )
+                except LOST:
+                    a.retries.append((None, None, False))
+                else:
+                    replayed = r.headers.get("Idempotent-Replayed") == "true"
+                    body = (
+                        r.json()
+                        if r.headers.get("content-type", "").startswith("application/json")
+                        else None
+                    )
+                    a.retries.append((r.status_code, body, replayed))
+                    if r.status_code not in RETRY_STATUSES:
+                        break
+                await asyncio.sleep(min(2.0, 0.1 * 2**n) * (0.5 + rng.random()))
+
+
+def _snapshot(pg: PrivatePostgres, channel_id: int) -> dict:
+    """The channel's visitors, conversations, messages and records, straight from SQL."""
+    visitors = {
+        vid: pub.hex
+        for vid, pub in pg.sql(
+            "SELECT id, public_id FROM conversations_visitor WHERE channel_id = %s",
+            "openline",
+            [channel_id],
+        )
+    }
+    conversations = dict(
+        pg.sql(
+            "SELECT id, visitor_id FROM conversations_conversation WHERE channel_id = %s",
+            "openline",
+            [channel_id],
+        )
+    )
+    messages = pg.sql(
+        "SELECT m.id, m.conversation_id, m.client_id FROM conversations_message m"
+        " JOIN conversations_conversation c ON c.id = m.conversation_id WHERE c.channel_id = %s",
+        "openline",
+        [channel_id],
+    )
+    records = pg.sql(
+        "SELECT uuid, visitor_id, conversation_id FROM consent_consentrecord WHERE channel_id = %s",
+        "openline",
+        [channel_id],
+    )
+    return {
+        "visitors": visitors,
+        "conversations": conversations,
+        "messages": messages,
+        "records": {str(u): (v, c) for u, v, c in records},
+    }
+
+
+def _half_written(snap: dict) -> list[str]:
+    """Everything that looks like a start stored in part."""
+    problems = []
+    conv_of_visitor: dict[int, list[int]] = {}
+    for cid, vid in snap["conversations"].items():
+        conv_of_visitor.setdefault(vid, []).append(cid)
+    messages_of: dict[int, int] = {}
+    for _mid, cid, _client in snap["messages"]:
+        messages_of[cid] = messages_of.get(cid, 0) + 1
+    records_of_visitor: dict[int, int] = {}
+    records_of_conv: dict[int, int] = {}
+    for u, (vid, cid) in snap["records"].items():
+        records_of_visitor[vid] = records_of_visitor.get(vid, 0) + 1
+        if cid is None:
+            problems.append(f"record {u} has no conversation")
+            continue
+        records_of_conv[cid] = records_of_conv.get(cid, 0) + 1
+        if snap["conversations"].get(cid) != vid:
+            problems.append(f"record {u}: its conversation is another visitor's")
+    for vid in snap["visitors"]:
+        if vid not in conv_of_visitor:
+            problems.append(f"visitor {vid} has no conversation")
+        if vid not in records_of_visitor:
+            problems.append(f"visitor {vid} has no consent record")
+    for cid in snap["conversations"]:
+        if messages_of.get(cid, 0) != 1:
+            problems.append(f"conversation {cid} has {messages_of.get(cid, 0)} messages")
+        if records_of_conv.get(cid, 0) != 1:
+            problems.append(f"conversation {cid} has {records_of_conv.get(cid, 0)} records")
+    return problems
+
+
+def _acknowledged_stored(snap: dict, acknowledged: list[Attempt]) -> list[str]:
+    """Each 201 answer names a record, visitor, conversation and message that are stored."""
+    missing = []
+    message_ids = {mid: (cid, client) for mid, cid, client in snap["messages"]}
+    for a in acknowledged:
+        answer = a.answer or {}
+        stored = snap["records"].get(str(answer.get("record")))
+        conversation = (answer.get("conversation") or {}).get("id")
+        message = (answer.get("message") or {}).get("id")
+        if stored is None:
+            missing.append(f"#{a.index}: record {answer.get('record')} is not in the registry")
+        elif snap["visitors"].get(stored[0]) != answer.get("visitor"):
+            missing.append(f"#{a.index}: the record's visitor is not the one answered")
+        elif stored[1] != conversation:
+            missing.append(f"#{a.index}: the record's conversation is not the one answered")
+        elif message_ids.get(message) != (conversation, a.client_id):
+            missing.append(f"#{a.index}: message {message} is not stored as answered")
+    return missing
+
+
+def _stored_client_ids(snap: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _mid, _cid, client in snap["messages"]:
+        counts[client] = counts.get(client, 0) + 1
+    return counts
+
+
+def _record_of_client(snap: dict, client_id: str) -> str | None:
+    convs = {cid for _mid, cid, client in snap["messages"] if client == client_id}
+    found = [u for u, (_v, cid) in snap["records"].items() if cid in convs]
+    return found[0] if len(found) == 1 else None
+
+
+def _wait_sealed(pg: PrivatePostgres, timeout: float = 60) -> tuple[int, int]:
+    """Wait until the sealer covered the newest record; return (records, sealed up to id)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        newest = pg.sql(
+            "SELECT coalesce(max(id), 0), count(*) FROM consent_consentrecord", "openline"
+        )
+        sealed = pg.sql(
+            "SELECT coalesce(max(last_record_id), 0) FROM consent_sealbatch", "openline"
+        )
+        if sealed[0][0] >= newest[0][0] or time.monotonic() > deadline:
+            return newest[0][1], sealed[0][0] - newest[0][0]
+        time.sleep(0.5)
+
+
+def run(args) -> list[dict]:
+    count = 300 if args.quick else 1200
+    run_id = uuid.uuid4().hex[:6]
+    pg = PrivatePostgres(free_port(18530, 18539)).start()
+    redis = PrivateRedis(free_port(18570, 18579)).start()
+    env = drill_env(pg.create_database("openline"), redis.url)
+    seed = seed_livechat_channel(env, name="Crash drill site")
+    server = OpenlineServer(env, free_port(18580, 18589), workers=2).start()
+    sealer = OpenlineWorker(env, "db_worker").start()
+    attempts = _attempts(seed, count, run_id)
+    killed = asyncio.run(_burst(server, seed, attempts, kill_after=count // 3))
+    server.wait_workers(2, timeout=60)  # the supervisor replaced the killed worker
+
+    acknowledged = [a for a in attempts if a.status == 201]
+    refused = [a for a in attempts if a.status is not None and a.status != 201 and not a.error]
+    lost = [a for a in attempts if a.error]
+    before = _snapshot(pg, seed.channel_id)
+    stored_ids = _stored_client_ids(before)
+    lost_stored = [a for a in lost if stored_ids.get(a.client_id)]
+    half = _half_written(before)
+    missing = _acknowledged_stored(before, acknowledged)
+    doubled = {c: n for c, n in stored_ids.items() if n > 1}
+    crash_ok = not half and not missing and not doubled and not refused and bool(acknowledged)
+    results = [
+        {
+            "name": "crash: web worker kill -9 during a capture burst",
+            "ok": crash_ok,
+            "detail": (
+                f"{len(attempts)} starts from {CLIENTS} clients, worker {killed.get('pid')} killed"
+                f" after {killed.get('at')} (connections per worker {killed.get('connections')}):"
+                f" {len(acknowledged)} acknowledged (all stored:"
+                f" {not missing}), {len(lost)} lost their answer of which {len(lost_stored)}"
+                f" stored, {len(refused)} refused, {len(half)} half-written"
+                + (f"; {missing[:3]}" if missing else "")
+                + (f"; {half[:3]}" if half else "")
+                + (f"; refused: {[(a.status, a.answer) for a in refused[:2]]}" if refused else "")
+            ),
+            "sent": len(attempts),
+            "acknowledged": len(acknowledged),
+            "stored": len(before["records"]),
+            "lost_answer": len(lost),
+            "lost_answer_but_stored": len(lost_stored),
+            "half_written": len(half),
+            "burst_seconds": round(killed["seconds"], 1),
+        }
+    ]
+
+    # The widget retries each start whose answer was lost, with the same key; a sample of
+    # answered starts is sent again too (a retry racing a slow answer).
+    sample = acknowledged[:: max(1, len(acknowledged) // 20)][:20]
+    asyncio.run(_retry(server, seed, lost + sample))
+    after = _snapshot(pg, seed.channel_id)
+    stored_after = _stored_client_ids(after)
+    problems = _half_written(after)
+    for a in lost + sample:
+        status, body, replayed = a.retries[-1] if a.retries else (None, None, False)
+        record = _record_of_client(after, a.client_id)
+        if stored_after.get(a.client_id) != 1:
+            problems.append(f"#{a.index}: stored {stored_after.get(a.client_id, 0)} times")
+        elif status != 201 or not body:
+            problems.append(f"#{a.index}: the retry answered {status} {body}")
+        elif body.get("record") != record:
+            problems.append(
+                f"#{a.index}: the retry names record {body.get('record')}, not {record}"
+            )
+        elif (a in sample or a in lost_stored) and not replayed:
+            problems.append(f"#{a.index}: stored before, but the retry was not a replay")
+    new_rows = len(after["records"]) - len(before["records"])
+    expected_new = len(lost) - len(lost_stored)
+    if new_rows != expected_new:
+        problems.append(f"{new_rows} new records after the retries, expected {expected_new}")
+    results.append(
+        {
+            "name": "crash: lost starts retried with the same Idempotency-Key",
+            "ok": not problems,
+            "detail": (
+                f"{len(lost)} lost + {len(sample)} answered starts retried:"
+                f" {len(after['visitors']) - len(before['visitors'])} new visitors,"
+                f" {new_rows} new records (expected {expected_new}: the lost ones never stored)"
+                + (f"; {len(problems)} problems: {problems[:3]}" if problems else "; none doubled")
+            ),
+            "retried": len(lost) + len(sample),
+            "new_records": new_rows,
+        }
+    )
+
+    records, gap = _wait_sealed(pg)
+    sealer.stop()
+    try:
+        verify = manage(env, "consent_verify", "--all", timeout=120)
+        verified, verify_detail = True, verify.strip().splitlines()[-1] if verify.strip() else ""
+    except DrillFailure as exc:
+        verified, verify_detail = False, str(exc)[-500:]
+    server.stop()
+    results.append(
+        {
+            "name": "crash: registry sealed by the worker, consent_verify passes",
+            "ok": verified and gap >= 0,
+            "detail": (
+                f"{records} records, {'all sealed' if gap >= 0 else f'{-gap} ids not sealed'};"
+                f" consent_verify: {verify_detail}"
+            ),
+            "records": records,
+        }
+    )
+    return results
