@@ -19,6 +19,7 @@ OPENLINE_LIVECHAT_RATE_FRAMES (its name predates the console socket).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
+from django.core.cache.backends.redis import RedisCache
+from django.utils.module_loading import import_string
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -96,7 +99,7 @@ class _SharedStore:
     def target(self) -> tuple[redis.Redis, str] | None:
         """Return the client and key prefix to count with, or None to count in this process."""
         config = settings.CACHES.get("default", {})
-        if config.get("BACKEND") != REDIS_CACHE:
+        if not _is_redis(config.get("BACKEND", "")):
             return None
         location = config["LOCATION"]
         if isinstance(location, list | tuple):
@@ -143,6 +146,15 @@ class _SharedStore:
 
     def _url_of(self, client: redis.Redis) -> str:
         return next((url for url, known in self._clients.items() if known is client), "")
+
+
+@functools.cache
+def _is_redis(backend: str) -> bool:
+    """Whether the cache backend at this dotted path keeps its data in Redis (or a subclass)."""
+    try:
+        return issubclass(import_string(backend), RedisCache)
+    except ImportError:
+        return False
 
 
 _STORE = _SharedStore()

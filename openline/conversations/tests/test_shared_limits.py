@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 import redis
+from django.core.cache.backends.redis import RedisCache
 
 from openline.conversations import limits
 from openline.conversations.limits import RateLimiter
@@ -151,3 +152,16 @@ def test_long_keys_become_short_redis_keys(redis_cache):
     assert limiter.allow("x" * 10_000) is False
     (key,) = client.scan_iter(match=f"{prefix}:rl:long:*")
     assert len(key) < 120
+
+
+class SubclassedRedisCache(RedisCache):
+    """A project's own Redis cache class (settings may wrap Django's)."""
+
+
+def test_a_subclass_of_djangos_redis_cache_counts_in_redis_too(settings, redis_cache):
+    client, prefix = redis_cache
+    settings.CACHES["default"]["BACKEND"] = f"{__name__}.SubclassedRedisCache"
+    limiter = RateLimiter(1, 0.01, name="subclass")
+    assert [limiter.allow("k"), limiter.allow("k")] == [True, False]
+    assert client.exists(f"{prefix}:rl:subclass:1/0.01:k")
+    assert limiter.buckets == {}
