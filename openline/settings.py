@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A down, read-only or full database answers 503 with Retry-After, fast (core/unavailable.py).
+    "openline.core.unavailable.UnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -108,7 +110,9 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": CONFIG.db_pool_min,
         "max_size": CONFIG.db_pool_max,
-        "timeout": 10,
+        # Seconds a request waits for a connection: a database that is down answers 503 after
+        # this long (then at once, see core/unavailable.py), not after psycopg's default 30 s.
+        "timeout": float(os.environ.get("OPENLINE_DB_POOL_TIMEOUT", "") or 2),
     }
 
 if CONFIG.redis_url:
@@ -145,8 +149,11 @@ if CONFIG.redis_url:
         }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # A Redis that is down or hangs never fails a request: reads miss, writes are
+            # skipped, counters raise for their callers' fallbacks (core/cache.py).
+            "BACKEND": "openline.core.cache.ResilientRedisCache",
             "LOCATION": CONFIG.redis_url,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
             # Sign-in throttle counters live here; a prefix of their own keeps deployments
             # (or test runs) sharing one Redis from throttling each other.
             "KEY_PREFIX": os.environ.get("OPENLINE_CHANNEL_PREFIX", "openline"),

@@ -37,3 +37,6 @@ urlpatterns = [
     path("console/crm/", include("openline.crm.urls")),
     path("console/webhooks/", include("openline.webhooks.urls")),
 ]
+
+# A database or Redis outage raised outside a view (a middleware, a session save) is a 503.
+handler500 = "openline.core.unavailable.server_error"

@@ -20,6 +20,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
 
 from openline.connectors.webhooks import MAX_BODY, webhook
+from openline.core import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,21 @@ class WebhookFastPath:
                 b'{"error": "request body too large"}',
             )
             return
+        if unavailable.breaker.is_open:
+            # The database is known down: the platform retries after Retry-After.
+            await _answer(send, *unavailable.asgi_answer(unavailable.DOWN, scope["path"]))
+            return
         request = ASGIRequest(scope, io.BytesIO(body))
         try:
             response = await sync_to_async(_run, thread_sensitive=False)(
                 request, match["kind"], match["token"]
             )
-        except Exception:  # noqa: BLE001 - answer like Django would, without a page
+        except Exception as exc:  # noqa: BLE001 - answer like Django would, without a page
+            reason = unavailable.note_failure(exc)
+            if reason is not None:
+                log.warning("messenger webhook: 503 (%s: %s)", reason, type(exc).__name__)
+                await _answer(send, *unavailable.asgi_answer(reason, scope["path"]))
+                return
             log.exception("messenger webhook failed")
             await _answer(
                 send, 500, [(b"content-type", b"application/json")], b'{"error": "server error"}'

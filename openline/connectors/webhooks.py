@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from openline.connectors.base import RawRequest, VerificationError
 from openline.connectors.ingest import store_events
 from openline.connectors.registry import KINDS, connector_secrets, platform_for
+from openline.core import unavailable
 from openline.openchannels.models import ConnectionState, Connector, OpenChannel
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def webhook(request: HttpRequest, kind: str, token: str) -> HttpResponse:
         return _not_found()
     try:
         found = _connector(kind, token)
-    except Exception:  # noqa: BLE001 - e.g. the key was rotated away; the platform retries
+    except Exception as exc:  # noqa: BLE001 - e.g. the key was rotated away; the platform retries
+        if unavailable.classify(exc) is not None:
+            raise  # the database is down: a 503 that says so (core/unavailable.py)
         log.error("%s webhook: connector credentials cannot be decrypted", kind)
         return _error(503, "connector credentials unavailable")
     if found is None:

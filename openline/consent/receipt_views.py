@@ -8,7 +8,8 @@ import hashlib
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -84,13 +85,24 @@ def _rate_limited(request: HttpRequest) -> bool:
     limit = getattr(settings, "OPENLINE_RECEIPT_CHECKS_PER_MINUTE", CHECKS_PER_MINUTE)
     window = int(time.time() // 60)
     key = f"openline:receipt-check:{request_client_ip(request) or 'unknown'}:{window}"
-    cache.add(key, 0, timeout=120)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=120)
-        count = 1
+        count = _count(cache, key)
+    except Exception:  # noqa: BLE001 - Redis down: count in this process, never answer 500
+        count = _count(_fallback, key)
     return count > limit
+
+
+# Counts checks while the shared cache (Redis) is unreachable.
+_fallback = LocMemCache("openline-receipt-checks", {"OPTIONS": {"MAX_ENTRIES": 50_000}})
+
+
+def _count(store: BaseCache, key: str) -> int:
+    store.add(key, 0, timeout=120)
+    try:
+        return store.incr(key)
+    except ValueError:  # expired between add and incr
+        store.add(key, 1, timeout=120)
+        return 1
 
 
 def _submitted_text(request: HttpRequest) -> str:

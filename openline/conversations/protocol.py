@@ -18,7 +18,7 @@ from django.db import InterfaceError, OperationalError, connections
 
 from openline.conversations.actions import MAX_TEXT, ActionError
 from openline.conversations.events import EVENT_TYPE  # noqa: F401 - named in a comment below
-from openline.core import jsonsafe
+from openline.core import jsonsafe, layer_watch, unavailable
 from openline.core.params import MAX_ID
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ MAX_FRAME = 4 * MAX_TEXT + 2048  # room for JSON escapes of a maximal text
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
+# "Try again later" (RFC 6455): the database or Redis is unavailable; clients reconnect.
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class _KeepConnectionSyncToAsync(SyncToAsync):
@@ -68,10 +70,107 @@ def db_async(func, *, parallel: bool = False):
     return _KeepConnectionSyncToAsync(func, thread_sensitive=True)
 
 
+def unavailable_frame(reason: str) -> dict:
+    """The ``error`` frame a socket gets before it closes with 1013."""
+    return {
+        "type": "error",
+        "code": "unavailable",
+        "message": unavailable.MESSAGES[reason],
+        "retry_after": unavailable.RETRY_AFTER[reason],
+    }
+
+
+async def _refuse_raw(receive, send, reason: str) -> None:
+    """Accept, say why and close with 1013, without a consumer (no channel layer needed)."""
+    message = await receive()
+    if message.get("type") != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    frame = json.dumps(unavailable_frame(reason), separators=(",", ":"))
+    await send({"type": "websocket.send", "text": frame})
+    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+
+
+def _known_outage() -> str | None:
+    if unavailable.breaker.is_open:
+        return unavailable.DOWN
+    watch = layer_watch.watch()
+    if watch is not None and watch.down:
+        return unavailable.REALTIME
+    return None
+
+
 class JsonFrameConsumer(AsyncWebsocketConsumer):
-    """Parse frames, dispatch to ``frame_<type>`` handlers, turn refusals into error frames."""
+    """Parse frames, dispatch to ``frame_<type>`` handlers, turn refusals into error frames.
+
+    A database or Redis outage (core/unavailable.py, core/layer_watch.py) is never a crash:
+    the socket gets an ``error`` frame with code ``unavailable`` and closes with 1013; a
+    socket opened during one is refused the same way at once.
+    """
 
     frame_types: frozenset[str] = frozenset()
+    _accepted = False
+    _unavailable_sent = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope.get("type") == "websocket" and (reason := _known_outage()) is not None:
+            await _refuse_raw(receive, send, reason)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            reason = unavailable.note_failure(exc)
+            if reason is None or self._accepted:
+                raise
+            # The layer could not even give this socket a channel (Redis down).
+            await _refuse_raw(receive, send, reason)
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        self._accepted = True
+        await super().accept(subprotocol, headers)
+
+    async def websocket_connect(self, message) -> None:
+        if not layer_watch.register(self):
+            await self.unavailable(unavailable.REALTIME)
+            return
+        try:
+            await super().websocket_connect(message)
+        except Exception as exc:
+            reason = unavailable.note_failure(exc)
+            if reason is None:
+                raise
+            await self.unavailable(reason)
+
+    async def websocket_receive(self, message) -> None:
+        if self._unavailable_sent:
+            return
+        try:
+            await super().websocket_receive(message)
+        except Exception as exc:
+            reason = unavailable.note_failure(exc)
+            if reason is None:
+                raise
+            await self.unavailable(reason)
+
+    async def websocket_disconnect(self, message) -> None:
+        layer_watch.unregister(self)
+        await super().websocket_disconnect(message)
+
+    async def layer_unavailable(self) -> None:
+        """Called by the layer watch when Redis stops answering."""
+        await self.unavailable(unavailable.REALTIME)
+
+    async def unavailable(self, reason: str) -> None:
+        """Tell the client the service is unavailable and close with 1013 (once)."""
+        if self._unavailable_sent:
+            return
+        self._unavailable_sent = True
+        self.closing = True  # the subclasses' flag: handle no more frames
+        logger.info("websocket closed: %s unavailable", reason)
+        if not self._accepted:
+            await self.accept()
+        await self.send_json(unavailable_frame(reason))
+        await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def send_json(self, payload: dict) -> None:
         await self.send(text_data=json.dumps(payload, separators=(",", ":")))
@@ -108,7 +207,9 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 "bad_frame", f"The {kind[:40]} frame has missing or wrong fields."
             )
-        except Exception:
+        except Exception as exc:
+            if unavailable.note_failure(exc) is not None:
+                raise  # websocket_receive answers and closes with 1013
             # Keep the connection usable; what was stored stays stored and resyncs on reconnect.
             logger.exception("websocket %s frame failed", kind[:40])
             await self.send_error(

@@ -8,11 +8,10 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from openline.core import readiness
+from openline.core import readiness, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +36,13 @@ async def _layer_roundtrip() -> None:
         await leftover
 
 
-# A load balancer's probe wants an answer within its own timeout (often 2-5 s); a down
-# database must show as 503 by then, not after the connection pool's 10 s wait.
-PROBE_SECONDS = 2
-
-
-def _probe_database() -> None:
-    """Run ``SELECT 1``, failing within about PROBE_SECONDS when the database does not answer."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        return
-    import psycopg
-
-    # A connection of its own, not one from the pool: the pool waits its full timeout for a
-    # database that is down, and a busy pool is not a database that is down.
-    params = connection.get_connection_params()
-    params["connect_timeout"] = PROBE_SECONDS
-    with psycopg.connect(**params) as probe:
-        probe.execute(f"SET statement_timeout = {PROBE_SECONDS * 1000}")
-        probe.execute("SELECT 1").fetchone()
+def _database_check() -> str:
+    """ "ok", "read_only" or "full" (a write was refused lately), or raise when unreachable."""
+    # Its own connection with a 2 s limit (unavailable.PROBE_SECONDS): a load balancer's
+    # probe wants an answer within its own timeout, not after the pool's wait.
+    if unavailable.probe_database():
+        return unavailable.READ_ONLY
+    return unavailable.recent_refusal() or "ok"
 
 
 @never_cache
@@ -65,8 +50,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
     """Answer 200 when the database, the channel layer and every registered check work, else 503."""
     checks: dict[str, str] = {}
     try:
-        _probe_database()
-        checks["database"] = "ok"
+        checks["database"] = _database_check()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         logger.warning("readyz: database unreachable: %s", type(exc).__name__)
         checks["database"] = "unreachable"
