@@ -326,6 +326,9 @@
     } else if (f.type === "typing" && f.sender === "visitor" && f.conversation === cfg.current) {
       typingEl.textContent = "The client is typing…";
       clearTimeout(typingTimer); typingTimer = setTimeout(function () { typingEl.textContent = ""; }, 4000);
+    } else if (f.type === "error" && f.code === "unavailable") {
+      // The database or Redis is down for a moment: the socket closes (1013) and reconnects.
+      liveState.textContent = "reconnecting"; liveState.className = "live-dot";
     } else if (f.type === "error") {
       var li = f.client_id && (pending[f.client_id] || pendingNotes[f.client_id]);
       if (li) { delete pending[f.client_id]; delete pendingNotes[f.client_id]; li.remove(); replyText.value = li.dataset.text; }

@@ -272,6 +272,9 @@
     }
   }
   function refused(f) {
+    // The service is down for a moment: the socket closes (1013) and reconnects, pending
+    // messages are sent again once it is back; the status line says "Reconnecting…".
+    if (f.code === "unavailable") { status(t.offline); return; }
     var p = f.client_id && S.pending[f.client_id];
     if (p) { delete S.pending[f.client_id]; log.removeChild(p.el); }
     if (f.code === "consent_required" && p) {
