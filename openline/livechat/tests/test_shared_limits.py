@@ -8,6 +8,8 @@ messages per visitor and per IP over websockets. The refill rates are tiny (one 
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -133,3 +135,83 @@ async def _messages_per_ip(servers, channel, tokens):
     assert await answer(a, "a3") == "rate_limited"
     for each in (a, b, c):
         await each.close()
+
+
+# ----- Redis goes away -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis of this test's own (it is killed during the test), on a free port."""
+    import shutil
+    import subprocess
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        from openline.conftest import unavailable
+
+        unavailable("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    yield url, process
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def test_with_redis_down_starts_are_still_answered_and_limited_per_process(private_redis, channel):
+    url, redis_process = private_redis
+    env = server_env(
+        REDIS_URL=url,
+        OPENLINE_TRUSTED_PROXIES="127.0.0.1",
+        OPENLINE_LIVECHAT_RATE_START="2/0.01",
+    )
+    ports = [free_port(), free_port()]
+    servers = [ServerProcess(uvicorn_command(port), port, env) for port in ports]
+    try:
+        first, second = (server.wait_ready() for server in servers)
+        headers = {"X-Forwarded-For": "198.51.100.40", "Content-Type": "application/json"}
+        with httpx.Client(timeout=15) as http:
+
+            def start(server, client_id: str) -> int:
+                url = f"{server.url}/widget/{channel.code}/start"
+                body = start_body(channel, client_id)
+                return http.post(url, content=body, headers=headers).status_code
+
+            # Shared while Redis is up: two in total.
+            assert [start(first, "u1"), start(second, "u2"), start(first, "u3")] == [
+                201,
+                201,
+                429,
+            ]
+            redis_process.kill()
+            redis_process.wait()
+            # Redis is gone: no request fails, and each process counts on its own (a fresh
+            # bucket of two per process, then 429).
+            started = time.monotonic()
+            here = [start(first, f"d{i}") for i in range(3)]
+            there = [start(second, f"e{i}") for i in range(3)]
+            assert here == [201, 201, 429], first.output()
+            assert there == [201, 201, 429], second.output()
+            assert time.monotonic() - started < 10
+    finally:
+        for server in servers:
+            server.stop()
