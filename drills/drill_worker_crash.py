@@ -9,7 +9,7 @@ A private PostgreSQL and Redis, a fake Telegram API and a webhook receiver on lo
     "uncertain" and the operator sees "Delivery uncertain — resend if needed". A reply queued
     while every worker was dead is sent after the restart, exactly once.
 (b) **outgoing webhook**: the worker is killed while the receiver holds the POST open (the
-    receiver had already taken the event). The delivery's claim is a 60 s lease; when it
+    receiver had already taken the event). The delivery's claim is a 30 s lease; when it
     expires the sweep delivers again with the same ``webhook-id`` and the row ends
     "delivered". HTTP gives at-least-once: the receiver sees the request twice, and
     deduplicating on ``webhook-id`` (as Standard Webhooks asks) makes it accept the event
@@ -250,7 +250,7 @@ def _state(pg: PrivatePostgres) -> dict:
 
 
 def run(args) -> list[dict]:
-    many = 20_000 if args.quick else 40_000
+    many = 12_000 if args.quick else 20_000
     pg = PrivatePostgres(free_port(18540, 18549)).start()
     redis = PrivateRedis(free_port(18560, 18569)).start()
     fake = _fake_telegram()

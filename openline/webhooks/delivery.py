@@ -35,7 +35,10 @@ log = logging.getLogger("openline.webhooks")
 TIMEOUT = 10.0
 # Seconds before each retry: 5 s, 5 min, 30 min, 2 h, 5 h, then every 10 h (each jittered).
 BACKOFF = [5, 300, 1800, 7200, 18000, 36000]
-LEASE = dt.timedelta(seconds=60)
+# A claim is a lease: a worker killed mid-POST leaves the row "sending" until it runs out,
+# then any worker sends it again (same webhook-id). It outlasts one POST (TIMEOUT) and the
+# short transaction recording it, so a live worker is never overtaken.
+LEASE = dt.timedelta(seconds=TIMEOUT + 20)
 DISABLE_AFTER = dt.timedelta(days=5)
 ERROR_LENGTH = 300
 
