@@ -15,7 +15,9 @@ Checked afterwards, in the database:
 * each start whose answer was lost (connection reset by the kill) was stored at most once;
 * the widget's retry of each lost start with the same key (contract A) creates no second
   visitor, conversation or record and answers with the stored record; a sample of answered
-  starts sent again is replayed (``Idempotent-Replayed: true``) with the same record;
+  starts sent again is replayed (``Idempotent-Replayed: true``) with the same record; new
+  starts sent twice at once with one key (two connections) are captured once, and both
+  answers name that record;
 * after the sealer (the task worker) ran, every record is sealed and ``consent_verify`` passes.
 """
 
@@ -146,6 +148,24 @@ async def _retry(server: OpenlineServer, seed: LiveChatSeed, attempts: list[Atte
                     if r.status_code not in RETRY_STATUSES:
                         break
                 await asyncio.sleep(min(2.0, 0.1 * 2**n) * (0.5 + rng.random()))
+
+
+async def _twins(server: OpenlineServer, seed: LiveChatSeed, attempts: list[Attempt]) -> None:
+    """Send each start twice at once with one key, on two connections (two workers, likely)."""
+
+    async def once(client: httpx.AsyncClient, a: Attempt) -> None:
+        try:
+            r = await widget_start_async(client, server.url, seed, a.body, idempotency_key=a.key)
+        except LOST:
+            a.retries.append((None, None, False))
+            return
+        replayed = r.headers.get("Idempotent-Replayed") == "true"
+        json_body = r.headers.get("content-type", "").startswith("application/json")
+        a.retries.append((r.status_code, r.json() if json_body else None, replayed))
+
+    async with httpx.AsyncClient(timeout=30) as one, httpx.AsyncClient(timeout=30) as two:
+        for a in attempts:
+            await asyncio.gather(once(one, a), once(two, a))
 
 
 def _snapshot(pg: PrivatePostgres, channel_id: int) -> dict:
@@ -315,6 +335,10 @@ def run(args) -> list[dict]:
     # answered starts is sent again too (a retry racing a slow answer).
     sample = acknowledged[:: max(1, len(acknowledged) // 20)][:20]
     asyncio.run(_retry(server, seed, lost + sample))
+    # Two requests with one key at the same moment (a double click, a retry racing the
+    # first answer): one capture, and both answers name it.
+    twins = _attempts(seed, 8, run_id + "t")
+    asyncio.run(_twins(server, seed, twins))
     after = _snapshot(pg, seed.channel_id)
     stored_after = _stored_client_ids(after)
     problems = _half_written(after)
@@ -331,8 +355,15 @@ def run(args) -> list[dict]:
             )
         elif (a in sample or a in lost_stored) and not replayed:
             problems.append(f"#{a.index}: stored before, but the retry was not a replay")
+    for a in twins:
+        answers = [(status, (body or {}).get("record")) for status, body, _r in a.retries]
+        record = _record_of_client(after, a.client_id)
+        if stored_after.get(a.client_id) != 1:
+            problems.append(f"twin #{a.index}: stored {stored_after.get(a.client_id, 0)} times")
+        elif answers != [(201, record)] * 2:
+            problems.append(f"twin #{a.index}: answered {answers}, stored record {record}")
     new_rows = len(after["records"]) - len(before["records"])
-    expected_new = len(lost) - len(lost_stored)
+    expected_new = len(lost) - len(lost_stored) + len(twins)
     if new_rows != expected_new:
         problems.append(f"{new_rows} new records after the retries, expected {expected_new}")
     results.append(
@@ -340,9 +371,11 @@ def run(args) -> list[dict]:
             "name": "crash: lost starts retried with the same Idempotency-Key",
             "ok": not problems,
             "detail": (
-                f"{len(lost)} lost + {len(sample)} answered starts retried:"
+                f"{len(lost)} lost + {len(sample)} answered starts retried,"
+                f" {len(twins)} new starts sent twice at once:"
                 f" {len(after['visitors']) - len(before['visitors'])} new visitors,"
-                f" {new_rows} new records (expected {expected_new}: the lost ones never stored)"
+                f" {new_rows} new records (expected {expected_new}: the lost ones never stored"
+                " and the twins)"
                 + (f"; {len(problems)} problems: {problems[:3]}" if problems else "; none doubled")
             ),
             "retried": len(lost) + len(sample),
