@@ -75,6 +75,11 @@ def _register(thing) -> None:
         _STARTED.append(thing)
 
 
+def _forget(thing) -> None:
+    if thing in _STARTED:
+        _STARTED.remove(thing)
+
+
 @atexit.register
 def cleanup_all() -> None:
     """Stop everything a drill started, newest first (also runs at interpreter exit)."""
@@ -129,7 +134,10 @@ def _terminate(proc: subprocess.Popen | None, timeout: float = 10, group: bool =
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
         proc.wait(timeout=10)
 
 
@@ -238,9 +246,9 @@ class PrivatePostgres:
         self.proc = None
 
     def cleanup(self) -> None:
-        self.kill() if self.proc is not None and self.proc.poll() is None else None
+        self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
-        _STARTED.remove(self) if self in _STARTED else None
+        _forget(self)
 
 
 class PrivateRedis:
@@ -301,7 +309,7 @@ class PrivateRedis:
     def cleanup(self) -> None:
         self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
-        _STARTED.remove(self) if self in _STARTED else None
+        _forget(self)
 
 
 def drill_env(
@@ -508,7 +516,7 @@ class OpenlineServer:
         self.stop()
         with contextlib.suppress(OSError):
             self.log.unlink()
-        _STARTED.remove(self) if self in _STARTED else None
+        _forget(self)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -569,7 +577,7 @@ class OpenlineWorker:
         self.stop()
         with contextlib.suppress(OSError):
             self.log.unlink()
-        _STARTED.remove(self) if self in _STARTED else None
+        _forget(self)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
