@@ -7,7 +7,9 @@ Each check is one round trip (a small Lua script, GCRA by Redis' own clock, the 
 expiring once it is full again). Without Redis, and while Redis is
 unreachable, buckets live in this process: a request is never failed because Redis is down,
 only counted per process until Redis answers again (checked at most every few seconds, so an
-outage costs one short timeout per process, not one per request).
+outage costs one short timeout per process, not one per request). ``allow`` waits for Redis
+in the calling thread (fine in a sync view: one loopback round trip); websocket consumers may
+``await limiter.aallow(key)`` instead, which does not hold up the event loop meanwhile.
 
 A limiter without a name counts in this process only. That is right for the frame limit,
 whose key is a connection's channel name: one connection lives in one process, and checking
@@ -19,6 +21,7 @@ OPENLINE_LIVECHAT_RATE_FRAMES (its name predates the console socket).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -28,11 +31,14 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+import redis.asyncio
 from django.conf import settings
 from django.core.cache.backends.redis import RedisCache
 from django.utils.module_loading import import_string
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -92,14 +98,18 @@ class _SharedStore:
 
     def __init__(self) -> None:
         self._clients: dict[str, redis.Redis] = {}
+        # Asynchronous clients belong to the event loop that made them.
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._down_until: dict[str, float] = {}  # Redis URL -> when to ask it again
         self._script_sha = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis' script id
 
-    def target(self) -> tuple[redis.Redis, str] | None:
-        """Return the client and key prefix to count with, or None to count in this process."""
+    def target(self) -> tuple[str, str] | None:
+        """Return the Redis URL and key prefix to count with, or None to count in this process."""
         config = settings.CACHES.get("default", {})
-        if not _is_redis(config.get("BACKEND", "")):
+        if not _is_redis(str(config.get("BACKEND", ""))):
             return None
         location = config["LOCATION"]
         if isinstance(location, list | tuple):
@@ -108,30 +118,47 @@ class _SharedStore:
         down_until = self._down_until.get(url)
         if down_until is not None and time.monotonic() < down_until:
             return None
+        return url, str(config.get("KEY_PREFIX", ""))
+
+    def client(self, url: str) -> redis.Redis:
+        """Return this process's client for ``url`` (thread-safe, pooled)."""
         client = self._clients.get(url)
         if client is None:
             with self._lock:
-                client = self._clients.get(url) or redis.Redis.from_url(
-                    url,
-                    socket_connect_timeout=REDIS_TIMEOUT,
-                    socket_timeout=REDIS_TIMEOUT,
-                    retry=Retry(NoBackoff(), 0),
-                )
+                client = self._clients.get(url) or redis.Redis.from_url(url, **_CLIENT_OPTIONS)
                 self._clients[url] = client
-        return client, str(config.get("KEY_PREFIX", ""))
+        return client
 
-    def take(self, client: redis.Redis, key: str, burst: float, rate: float) -> bool:
-        """Take a token from the shared bucket ``key``; raise ``redis.RedisError`` on failure."""
+    def async_client(self, url: str) -> redis.asyncio.Redis:
+        """Return the running event loop's client for ``url``."""
+        per_loop = self._async_clients.setdefault(asyncio.get_running_loop(), {})
+        client = per_loop.get(url)
+        if client is None:
+            client = per_loop[url] = redis.asyncio.Redis.from_url(url, **_ASYNC_CLIENT_OPTIONS)
+        return client
+
+    def _args(self, key: str, burst: float, rate: float) -> tuple:
         interval = 1_000_000 / rate  # microseconds per token
-        args = (1, key, str(round(interval)), str(round((burst - 1) * interval)))
+        return (1, key, str(round(interval)), str(round((burst - 1) * interval)))
+
+    def take(self, url: str, key: str, burst: float, rate: float) -> bool:
+        """Take a token from the shared bucket ``key``; raise ``redis.RedisError`` on failure."""
+        client, args = self.client(url), self._args(key, burst, rate)
         try:
             return bool(client.evalsha(self._script_sha, *args))
         except redis.exceptions.NoScriptError:
             return bool(client.eval(GCRA_SCRIPT, *args))
 
-    def failed(self, client: redis.Redis, exc: Exception) -> None:
+    async def atake(self, url: str, key: str, burst: float, rate: float) -> bool:
+        """``take`` without blocking the event loop."""
+        client, args = self.async_client(url), self._args(key, burst, rate)
+        try:
+            return bool(await client.evalsha(self._script_sha, *args))
+        except redis.exceptions.NoScriptError:
+            return bool(await client.eval(GCRA_SCRIPT, *args))
+
+    def failed(self, url: str, exc: Exception) -> None:
         """Count in this process for a while; say so once per outage."""
-        url = self._url_of(client)
         if url not in self._down_until:
             logger.warning(
                 "rate limits: Redis unreachable (%s); counting in this process",
@@ -139,13 +166,22 @@ class _SharedStore:
             )
         self._down_until[url] = time.monotonic() + REDIS_RETRY_AFTER
 
-    def recovered(self, client: redis.Redis) -> None:
+    def recovered(self, url: str) -> None:
         """Count shared again (logged once, when an outage ends)."""
-        if self._down_until and self._down_until.pop(self._url_of(client), None) is not None:
+        if self._down_until and self._down_until.pop(url, None) is not None:
             logger.warning("rate limits: Redis answers again; counting shared")
 
-    def _url_of(self, client: redis.Redis) -> str:
-        return next((url for url, known in self._clients.items() if known is client), "")
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": REDIS_TIMEOUT,
+    "socket_timeout": REDIS_TIMEOUT,
+    "retry": Retry(NoBackoff(), 0),
+}
+_ASYNC_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": REDIS_TIMEOUT,
+    "socket_timeout": REDIS_TIMEOUT,
+    "retry": AsyncRetry(NoBackoff(), 0),
+}
 
 
 @functools.cache
@@ -180,19 +216,31 @@ class RateLimiter:
 
     def allow(self, key: str, now: float | None = None) -> bool:
         """Take one token for ``key``; False when the key is over its limit."""
-        if self.name is not None and now is None:
-            target = _STORE.target()
-            if target is not None:
-                client, prefix = target
-                try:
-                    allowed = _STORE.take(client, self._shared_key(prefix, key), *self._limit)
-                except redis.RedisError as exc:
-                    _STORE.failed(client, exc)
-                else:
-                    _STORE.recovered(client)
-                    self._used_shared = True
-                    return allowed
+        if self.name is not None and now is None and (target := _STORE.target()) is not None:
+            url, prefix = target
+            try:
+                allowed = _STORE.take(url, self._shared_key(prefix, key), *self._limit)
+            except redis.RedisError as exc:
+                _STORE.failed(url, exc)
+            else:
+                _STORE.recovered(url)
+                self._used_shared = True
+                return allowed
         return self._allow_here(key, time.monotonic() if now is None else now)
+
+    async def aallow(self, key: str) -> bool:
+        """``allow`` for websocket consumers: waits for Redis without blocking the event loop."""
+        if self.name is not None and (target := _STORE.target()) is not None:
+            url, prefix = target
+            try:
+                allowed = await _STORE.atake(url, self._shared_key(prefix, key), *self._limit)
+            except redis.RedisError as exc:
+                _STORE.failed(url, exc)
+            else:
+                _STORE.recovered(url)
+                self._used_shared = True
+                return allowed
+        return self._allow_here(key, time.monotonic())
 
     @property
     def _limit(self) -> tuple[float, float]:
@@ -228,14 +276,14 @@ class RateLimiter:
         target = _STORE.target()
         if target is None:
             return
-        client, prefix = target
+        url, prefix = target
         try:
-            pattern = self._shared_key(prefix, "*")
-            keys = list(client.scan_iter(match=pattern, count=1000))
+            client = _STORE.client(url)
+            keys = list(client.scan_iter(match=self._shared_key(prefix, "*"), count=1000))
             if keys:
                 client.delete(*keys)
         except redis.RedisError as exc:
-            _STORE.failed(client, exc)
+            _STORE.failed(url, exc)
 
 
 _EVERY: weakref.WeakSet[RateLimiter] = weakref.WeakSet()

@@ -165,3 +165,33 @@ def test_a_subclass_of_djangos_redis_cache_counts_in_redis_too(settings, redis_c
     assert [limiter.allow("k"), limiter.allow("k")] == [True, False]
     assert client.exists(f"{prefix}:rl:subclass:1/0.01:k")
     assert limiter.buckets == {}
+
+
+def test_aallow_draws_from_the_same_shared_bucket_without_blocking(redis_cache):
+    import asyncio
+
+    client, prefix = redis_cache
+    limiter = RateLimiter(3, 0.01, name="async")
+
+    async def take_two() -> list[bool]:
+        return [await limiter.aallow("k"), await limiter.aallow("k")]
+
+    # Each asyncio.run is a new event loop: each gets its own asynchronous client.
+    assert asyncio.run(take_two()) == [True, True]
+    assert limiter.allow("k") is True
+    assert asyncio.run(take_two()) == [False, False]
+    assert limiter.buckets == {}
+    assert client.exists(f"{prefix}:rl:async:3/0.01:k")
+
+
+def test_aallow_falls_back_to_the_process_when_redis_is_unreachable(dead_redis_cache):
+    import asyncio
+
+    limiter = RateLimiter(2, 0.01, name="async-fallback")
+
+    async def take_three() -> list[bool]:
+        return [await limiter.aallow("k") for _ in range(3)]
+
+    started = time.monotonic()
+    assert asyncio.run(take_three()) == [True, True, False]
+    assert time.monotonic() - started < 1.0
