@@ -1,7 +1,7 @@
 """Sustained Telegram webhook ingestion next to the raw durable-insert ceiling, in one run.
 
-PostgreSQL (the benchmark database of ``bench_consent_list``), uvicorn with 2 workers, DEBUG
-off. 16 concurrent senders post signed Telegram updates (the secret-token header), 10% of them
+PostgreSQL (its own benchmark database, ``bench_telegram_ingest``), uvicorn with 2 workers as
+``manage.py serve --workers 2`` runs them, DEBUG off, on a port in 18700-18799. 16 concurrent senders post signed Telegram updates (the secret-token header), 10% of them
 repeats of updates already sent (Telegram retries), from ~200 clients. Measured:
 
 * **ingestion**: webhook updates accepted per second, each stored exactly once (checked after
@@ -19,11 +19,18 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-from bench.bench_consent_list import ROOT, _env, bench_url, ensure_database
-from bench.bench_livechat_idle import free_port, stop
+from bench.common import (
+    ROOT,
+    bench_port,
+    database_url,
+    ensure_database,
+    figure,
+    raw_insert_rate,
+    server_env,
+    stop_process,
+    wait_healthy,
+)
 from bench.loadgen import build_request, run_load
 
 TARGET = 500.0  # updates/s (issue: at least 500 on this machine)
@@ -147,55 +154,39 @@ def _stored(url: str, connector: int, ids: set[int]) -> tuple[int, int]:
     return rows, distinct
 
 
+INTAKE_TABLE = (
+    "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, connector_id int NOT NULL,"
+    " event_key varchar(160) NOT NULL, event jsonb NOT NULL, state varchar(10) NOT NULL,"
+    " attempts int NOT NULL, last_error varchar(300) NOT NULL,"
+    " received_at timestamptz NOT NULL, processed_at timestamptz,"
+    " UNIQUE (connector_id, event_key))"
+)
+INTAKE_INSERT = (
+    "INSERT INTO bench_raw (connector_id, event_key, event, state, attempts, last_error,"
+    " received_at) VALUES (1, %s, %s, 'pending', 0, '', now()) ON CONFLICT DO NOTHING"
+)
+
+
 def raw_insert_ceiling(url: str, seconds: float, clients: int = CONCURRENCY) -> float:
     """Durable single-row INSERTs/s of an intake-shaped row from ``clients`` connections."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_raw_intake")
-        conn.execute(
-            "CREATE TABLE bench_raw_intake (id bigserial PRIMARY KEY, connector_id int NOT NULL,"
-            " event_key varchar(160) NOT NULL, event jsonb NOT NULL, state varchar(10) NOT NULL,"
-            " attempts int NOT NULL, last_error varchar(300) NOT NULL,"
-            " received_at timestamptz NOT NULL, processed_at timestamptz,"
-            " UNIQUE (connector_id, event_key))"
-        )
-    counts = [0] * clients
     body = json.dumps({"kind": "message", "text": "Hello, I need help ✓"})
-    deadline = time.perf_counter() + seconds
-
-    def writer(n: int) -> None:
-        with psycopg.connect(url, autocommit=True) as conn:
-            i = 0
-            while time.perf_counter() < deadline:
-                conn.execute(
-                    "INSERT INTO bench_raw_intake (connector_id, event_key, event, state,"
-                    " attempts, last_error, received_at) VALUES (1, %s, %s, 'pending', 0, '',"
-                    " now()) ON CONFLICT DO NOTHING",
-                    [f"{n}:{i}", body],
-                )
-                i += 1
-            counts[n] = i
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE bench_raw_intake")
-    return sum(counts) / elapsed
+    return raw_insert_rate(
+        url,
+        table_sql=INTAKE_TABLE,
+        insert_sql=INTAKE_INSERT,
+        params=lambda n, i: [f"{n}:{i}", body],
+        clients=clients,
+        seconds=seconds,
+    )
 
 
 def run(args) -> list[dict]:
-    url = bench_url(args.quick)
+    url = database_url("bench_telegram_ingest")
     ensure_database(url)
     from cryptography.fernet import Fernet
 
     with tempfile.TemporaryDirectory(prefix="openline-bench-tg-") as var_dir:
-        env = _env(url)
+        env = server_env(url)
         env.update(
             OPENLINE_VAR_DIR=var_dir,
             OPENLINE_SECRETS_KEYS=Fernet.generate_key().decode(),
@@ -206,7 +197,7 @@ def run(args) -> list[dict]:
             OPENLINE_TASKS_BACKEND="django_tasks_db.DatabaseBackend",
         )
         connector = _script(env, SETUP, SECRET, TOKEN)["connector"]
-        port = free_port()
+        port = bench_port()
         # Two web workers under uvicorn's own supervisor, as `manage.py serve --workers 2`.
         server = subprocess.Popen(
             [
@@ -232,7 +223,7 @@ def run(args) -> list[dict]:
             env=env,
         )
         try:
-            _wait_healthy(port)
+            wait_healthy(port)
             rng = random.Random(9)
             count = 3_000 if args.quick else 20_000
             warm, _ = _requests(port, 300, 10_000_000, rng)
@@ -247,66 +238,60 @@ def run(args) -> list[dict]:
                 host="127.0.0.1", port=port, requests=[noop] * count, concurrency=CONCURRENCY
             )
         finally:
-            stop(server)
+            stop_process(server)
         rows, distinct = _stored(url, connector, ids)
         ceiling = raw_insert_ceiling(url, 3.0 if args.quick else 6.0)
         processed = _script(env, PROCESS, str(connector))
     ok_once = rows == distinct == len(ids) and load.statuses.get(200, 0) == load.sent
     rate = load.rate
+    raw = ("raw durable single-row INSERTs, 16 clients", ceiling, "rows/s")
     return [
-        {
-            "name": "Telegram webhook ingestion (signed, 10% repeats, 16 senders)",
-            "value": round(rate),
-            "unit": "updates/s",
-            "target": f">= {TARGET:.0f} updates/s, each stored exactly once",
-            "ok": rate >= TARGET and ok_once,
+        figure(
+            "Telegram webhook ingestion (signed, 10% repeats, 16 senders)",
+            rate,
+            "updates/s",
+            ceiling=raw,
+            target=f">= {TARGET:.0f} updates/s, each stored exactly once",
+            ok=rate >= TARGET and ok_once,
+            digits=0,
+        )
+        | {
+            "detail": f"{rows} rows for {len(ids)} distinct updates of {load.sent} deliveries"
+            f" ({dict(load.statuses)}; {load.errors} connection errors)"
         },
-        {
-            "name": "stored exactly once",
-            "value": f"{rows} rows for {len(ids)} distinct updates of {load.sent} deliveries"
-            f" ({dict(load.statuses)}; {load.errors} connection errors)",
-            "unit": "",
-            "ok": ok_once,
-        },
-        {
-            "name": "ingestion latency p50",
-            "value": round(load.percentile(50) * 1000, 1),
-            "unit": "ms",
-        },
-        {
-            "name": "ingestion latency p99",
-            "value": round(load.percentile(99) * 1000, 1),
-            "unit": "ms",
-        },
-        {
-            "name": "ceiling: raw durable single-row INSERTs (16 clients, same run)",
-            "value": round(ceiling),
-            "unit": "rows/s",
-        },
-        {"name": "ingestion / ceiling", "value": f"{rate / ceiling:.1%}", "unit": ""},
-        {
-            "name": "same server's no-op /healthz (same run)",
-            "value": round(health.rate),
-            "unit": "requests/s",
-        },
-        {"name": "ingestion / healthz", "value": f"{rate / health.rate:.0%}", "unit": ""},
-        {
-            "name": "processing the backlog (visitor, CRM item, conversation, message, warning)",
-            "value": round(processed["done"] / processed["seconds"]) if processed["seconds"] else 0,
-            "unit": f"events/s ({processed['done']} done in {processed['seconds']:.1f} s, one process)",
-        },
+        figure(
+            "updates stored exactly once (rows for distinct updates)",
+            rows,
+            "rows",
+            ceiling=("distinct updates sent", len(ids), "updates"),
+            target="rows = distinct updates, every delivery answered 200",
+            ok=ok_once,
+            digits=0,
+        ),
+        figure(
+            "ingestion latency p50",
+            load.percentile(50) * 1000,
+            "ms",
+        ),
+        figure("ingestion latency p99", load.percentile(99) * 1000, "ms"),
+        figure(
+            "same server's no-op /healthz (same run)",
+            health.rate,
+            "requests/s",
+            digits=0,
+        ),
+        figure(
+            "Telegram webhook ingestion vs the same server's no-op /healthz",
+            rate,
+            "updates/s",
+            ceiling=("no-op /healthz, same server, 16 connections", health.rate, "requests/s"),
+            digits=0,
+        ),
+        figure(
+            "processing the backlog (visitor, CRM item, conversation, message, warning)",
+            processed["done"] / processed["seconds"] if processed["seconds"] else 0,
+            "events/s",
+            digits=0,
+        )
+        | {"detail": f"{processed['done']} done in {processed['seconds']:.1f} s, one process"},
     ]
-
-
-def _wait_healthy(port: int) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become healthy")

@@ -109,7 +109,8 @@ def rss_bytes(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def wait_healthy(port: int, timeout: float = 30.0) -> None:
+def wait_healthy(port: int, timeout: float = 120.0) -> None:
+    # Generous: importing the app takes ~10 s per worker on 2 busy shared cores.
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -151,3 +152,129 @@ def figure(
     if ok is not None:
         result["ok"] = bool(ok)
     return result
+
+
+# Ports of the registry benchmarks (list, export, consent writes, ingestion).
+PORTS = range(18700, 18800)
+
+
+def bench_port() -> int:
+    """Return a free port in the registry benchmarks' range (18700-18799)."""
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 18700-18799")
+
+
+def start_openline(
+    url: str, port: int, *, workers: int = 1, env: dict | None = None
+) -> subprocess.Popen:
+    """Start the web server as ``manage.py serve`` runs it (uvicorn, DEBUG off) on ``port``."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "openline.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-proxy-headers",
+            "--no-server-header",
+            "--ws-per-message-deflate",
+            "false",
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--backlog",
+            "4096",
+        ],
+        cwd=ROOT,
+        env=env or server_env(url),
+    )
+    try:
+        wait_healthy(port)
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_direct_sql(url: str, request: dict, timeout: float = 900) -> dict:
+    """Run ``bench.direct_sql`` on the benchmark database; return its JSON answer."""
+    import json
+
+    env = server_env(url)
+    env["OPENLINE_ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.direct_sql"],
+        cwd=ROOT,
+        env=env,
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[6:])
+    raise RuntimeError(
+        f"bench.direct_sql failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    )
+
+
+def raw_insert_rate(
+    url: str, *, table_sql: str, insert_sql: str, params, clients: int, seconds: float
+) -> float:
+    """Durable single-row INSERTs/s from ``clients`` autocommit psycopg connections.
+
+    ``table_sql`` creates the scratch table ``bench_raw`` (dropped before and after);
+    ``params(client, i)`` returns the parameters of the ``i``-th INSERT of a client.
+    """
+    import threading
+
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_raw")
+        conn.execute(table_sql)
+    counts = [0] * clients
+    deadline = time.perf_counter() + seconds
+
+    def writer(n: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            i = 0
+            while time.perf_counter() < deadline:
+                conn.execute(insert_sql, params(n, i))
+                i += 1
+            counts[n] = i
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_raw")
+    return sum(counts) / elapsed
