@@ -90,10 +90,33 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _inherited_lock() -> bool:
+    """Whether this process already holds the lock through a descriptor it inherited.
+
+    ``flock /tmp/openline-bench.lock python -m bench ...`` passes its locked descriptor down;
+    locking the file again through a new descriptor would wait for ourselves for ever.
+    """
+    target = os.path.realpath(LOCK)
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.path.realpath(f"/proc/self/fd/{fd}") != target:
+                continue
+            # Locking the same open file description again succeeds only if it is ours.
+            fcntl.flock(int(fd), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            continue
+    return False
+
+
 @contextlib.contextmanager
 def bench_lock(enabled: bool):
     """Hold the machine-wide benchmark lock (waiting for another run to finish)."""
-    if not enabled:
+    if not enabled or _inherited_lock():
         yield
         return
     with open(LOCK, "a") as handle:
@@ -140,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--no-lock", action="store_true", help=f"do not hold {LOCK}")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=HERE / "results" / "latest.json",
+        help="where to write the JSON",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
     names = available()
@@ -174,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{len(results)} figures, {len(missed)} missed, {seconds:.0f} s;"
         f" load average {load_before} before, {load_average()} after; {os.cpu_count()} cores"
     )
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "started_at": started_at.isoformat(),
         "seconds": round(seconds, 1),
@@ -188,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "table": [dict(zip(COLUMNS, cells(r), strict=True)) for r in results],
         "results": results,
     }
-    (out / "latest.json").write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False))
+    args.json.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False))
     return 1 if missed else 0
 
 
