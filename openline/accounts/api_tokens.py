@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InternalError, OperationalError, transaction
 from django.utils import timezone
 
 from openline.accounts.models import ApiToken, User
@@ -95,8 +95,13 @@ def authenticate_token(raw: str) -> ApiToken:
         raise TokenRefused("inactive_user", "The account that owns this API token is deactivated.")
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:
         # One write a minute at most; a conditional update so parallel requests write once.
-        ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(
-            last_used_at=now
-        )
+        try:
+            with transaction.atomic():
+                ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(
+                    last_used_at=now
+                )
+        except (InternalError, OperationalError):
+            # A read-only (or full) database still serves reads: the last use waits.
+            pass
         token.last_used_at = now
     return token
