@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import pkgutil
+import signal
 import sys
 import time
 import traceback
@@ -82,6 +83,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller bursts, for a smoke run")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
+    # Stopped from outside (a CI timeout): exit through atexit, which stops what drills started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: list[dict] = []
     for name in _names(args.only):
         print(f"== {name}", flush=True)
