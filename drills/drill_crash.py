@@ -18,6 +18,8 @@ Checked afterwards, in the database:
   starts sent again is replayed (``Idempotent-Replayed: true``) with the same record; new
   starts sent twice at once with one key (two connections) are captured once, and both
   answers name that record;
+* the webhook outbox (written in the capture's transaction) holds exactly one
+  ``consent.given`` event per record and one ``conversation.started`` per conversation;
 * after the sealer (the task worker) ran, every record is sealed and ``consent_verify`` passes.
 """
 
@@ -26,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
@@ -42,12 +46,53 @@ from drills.harness import (
     drill_env,
     free_port,
     manage,
+    run_script,
     seed_livechat_channel,
     start_body,
     widget_start_async,
 )
 
 CLIENTS = 16
+
+ENDPOINT = r"""
+from openline.webhooks.services import create_endpoint
+endpoint, _secret = create_endpoint(
+    actor=None, url=sys.argv[1], events=["consent.given", "conversation.started"])
+print("RESULT" + json.dumps({"endpoint": endpoint.pk}))
+"""
+
+
+class _Sink:
+    """A webhook receiver on loopback that answers 204 to everything (and counts)."""
+
+    def __init__(self, port: int):
+        outer = self
+        self.count = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                outer.count += 1
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 LOST = (httpx.TransportError,)
 RETRY_STATUSES = {502, 503, 504}
 
@@ -291,6 +336,8 @@ def run(args) -> list[dict]:
     redis = PrivateRedis(free_port(18570, 18579)).start()
     env = drill_env(pg.create_database("openline"), redis.url)
     seed = seed_livechat_channel(env, name="Crash drill site")
+    sink = _Sink(free_port(18590, 18599))
+    run_script(env, ENDPOINT, sink.url)
     server = OpenlineServer(env, free_port(18580, 18589), workers=2).start()
     sealer = OpenlineWorker(env, "db_worker").start()
     attempts = _attempts(seed, count, run_id)
@@ -382,6 +429,35 @@ def run(args) -> list[dict]:
             "new_records": new_rows,
         }
     )
+
+    # The webhook outbox is written in the capture's transaction: one event per record and
+    # per conversation, whatever was killed or retried.
+    given = pg.sql(
+        "SELECT payload->'data'->>'record_id' FROM webhooks_webhookevent"
+        " WHERE type = 'consent.given'",
+        "openline",
+    )
+    started = pg.sql(
+        "SELECT (payload->'data'->>'conversation_id')::int FROM webhooks_webhookevent"
+        " WHERE type = 'conversation.started'",
+        "openline",
+    )
+    events_ok = sorted(r[0] for r in given) == sorted(after["records"]) and sorted(
+        r[0] for r in started
+    ) == sorted(after["conversations"])
+    results.append(
+        {
+            "name": "crash: one webhook event per capture",
+            "ok": events_ok,
+            "detail": (
+                f"{len(given)} consent.given events for {len(after['records'])} records,"
+                f" {len(started)} conversation.started for {len(after['conversations'])}"
+                f" conversations ({'one each' if events_ok else 'MISMATCH'});"
+                f" {sink.count} deliveries received so far"
+            ),
+        }
+    )
+    sink.stop()
 
     records, gap = _wait_sealed(pg)
     sealer.stop()
