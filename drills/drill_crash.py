@@ -213,6 +213,10 @@ async def _twins(server: OpenlineServer, seed: LiveChatSeed, attempts: list[Atte
             await asyncio.gather(once(one, a), once(two, a))
 
 
+# _snapshot, _half_written, _acknowledged_stored, _stored_client_ids and _wait_sealed are
+# used by the outage drills too: keep their signatures.
+
+
 def _snapshot(pg: PrivatePostgres, channel_id: int) -> dict:
     """The channel's visitors, conversations, messages and records, straight from SQL."""
     visitors = {
