@@ -15,8 +15,10 @@ from openline.conversations.consumers import OperatorConsumer
 from openline.livechat.consumers import VisitorConsumer
 
 websocket_urlpatterns: list = [
+    # The widget authenticates with its signed token, never a session: skipping the session
+    # and user middleware spares every (re)connecting widget a thread hop.
     path("ws/widget/<str:code>/", VisitorConsumer.as_asgi()),
-    path("ws/console/", OperatorConsumer.as_asgi()),
+    path("ws/console/", AuthMiddlewareStack(OperatorConsumer.as_asgi())),
 ]
 
 
@@ -25,8 +27,6 @@ def build_application(http_app):
     return ProtocolTypeRouter(
         {
             "http": http_app,
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )

@@ -63,6 +63,12 @@ class LayerWatch:
         except Exception as exc:  # noqa: BLE001 - any failure: Redis down, hung, refused
             # A cancelled receive lets go of its subscription; take a fresh channel next time.
             self._channel = None
+            if isinstance(exc, TimeoutError) and not self.down and await self._redis_answers():
+                # Slow, not down: in a reconnect storm the layer's one subscriber connection
+                # carries thousands of SUBSCRIBEs ahead of this message. Closing every socket
+                # then would only start the storm again.
+                logger.info("channel layer slow, Redis answers PING: websockets stay open")
+                return True
             if not self.down:
                 logger.warning("channel layer unreachable (%s): closing websockets", exc)
                 self.down = True
@@ -72,6 +78,21 @@ class LayerWatch:
             logger.warning("channel layer reachable again")
             self.down = False
         return True
+
+    async def _redis_answers(self) -> bool:
+        """Ask Redis itself (a connection of its own, not the layer's busy one) for a PING."""
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(
+            settings.CONFIG.redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+        )
+        try:
+            return bool(await asyncio.wait_for(client.ping(), timeout=TIMEOUT))
+        except Exception:  # noqa: BLE001 - refused, hung, timed out: Redis is not answering
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     async def _close_all(self) -> None:
         sockets = list(self.sockets)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from channels.consumer import get_handler_name
 from django.conf import settings
 
 from openline.conversations import actions, events
 from openline.conversations.models import (
     Conversation,
     ConversationStatus,
-    Message,
     SenderKind,
     Visitor,
 )
@@ -22,8 +22,7 @@ from openline.conversations.protocol import (
     int_field,
 )
 from openline.core.ip import scope_client_ip, scope_forwarded_scheme
-from openline.livechat import flows, limits, tokens
-from openline.openchannels.hours import hours_state
+from openline.livechat import flows, limits, presence, resume, tokens
 from openline.openchannels.models import ConnectorKind, OpenChannel
 from openline.openchannels.policy import consent_offer, offer_payload
 
@@ -54,38 +53,11 @@ def conversation_state(conversation) -> dict | None:
 
 def visitor_ready(*, channel, visitor, last_id: int, language: str, base_url: str = "") -> dict:
     """Build the ``ready`` frame: a fresh token, the current conversation, missed messages, the gate."""
-    conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
-    current = conversations.order_by("-id").first()
-    if last_id:
-        messages = list(
-            Message.objects.filter(conversation__in=conversations, id__gt=last_id)
-            .select_related("author")
-            .order_by("id")[:500]
-        )
-    elif current is not None:
-        messages = list(current.messages.select_related("author").order_by("-id")[:HISTORY_LIMIT])[
-            ::-1
-        ]
-    else:
-        messages = []
-    consent = flows.consent_status(channel, visitor)
-    return {
-        "type": "ready",
-        "token": tokens.make_token(visitor=visitor, channel=channel),
-        "visitor": visitor.public_id.hex,
-        "conversation": conversation_state(current),
-        "messages": [events.message_payload(m) for m in messages],
-        "consent_required": consent.required,
-        "consent": (
-            offer_payload(consent_offer(channel, language), base_url=base_url)
-            if consent.required
-            else None
-        ),
-        # A consent in force keeps the receipt and withdrawal at hand, even for an older version.
-        "has_consent": consent.in_force,
-        "consent_changed": consent.changed,
-        "hours": hours_state(channel),
-    }
+    # Always read again: a connected socket's visitor carries what was true when it connected.
+    fresh = resume.reload_visitor(visitor)
+    if fresh is None:
+        raise actions.ActionError("not_found", "This chat is no longer available.")
+    return resume.ready_frame(visitor=fresh, last_id=last_id, language=language, base_url=base_url)
 
 
 class VisitorConsumer(JsonFrameConsumer):
@@ -113,11 +85,25 @@ class VisitorConsumer(JsonFrameConsumer):
             asyncio.ensure_future(self.close(code=CLOSE_AUTH_TIMEOUT))
 
     async def disconnect(self, code) -> None:
-        self.auth_timer.cancel()
-        if self.visitor is not None:
+        # Refused before connect() ran (an outage answer): there is no timer to stop.
+        timer = getattr(self, "auth_timer", None)
+        if timer is not None:
+            timer.cancel()
+        visitor = getattr(self, "visitor", None)
+        if visitor is not None:
             await events.leave_group(
-                self.channel_layer, events.visitor_group(self.visitor), self.channel_name
+                self.channel_layer, events.visitor_group(visitor), self.channel_name
             )
+
+    async def dispatch(self, message) -> None:
+        # Channels first runs close_old_connections() on Django's single sync thread for every
+        # message (connect, each frame, each event): a thread hop that every reconnecting socket
+        # of the process queued for. This consumer's database work runs through db_async, whose
+        # threads keep their connections and drop broken ones, so that hop is skipped.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']!r}")
+        await handler(message)
 
     async def pre_dispatch(self, kind: str, frame: dict) -> bool:
         if self.visitor is None:
@@ -163,27 +149,23 @@ class VisitorConsumer(JsonFrameConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.auth_timer.cancel()
+        # Pub/Sub SUBSCRIBE is written without waiting for Redis' answer: no round trip here.
         await self.channel_layer.group_add(events.visitor_group(self.visitor), self.channel_name)
         await self.send_json(ready)
+        presence.seen(self.visitor)
 
-    @db_async
-    def _load(self, public_id: str, last_id: int) -> dict | None:
-        channel = livechat_channel(self.code)
-        if channel is None:
-            return None
-        visitor = Visitor.objects.filter(
-            public_id=public_id, channel=channel, erased_at__isnull=True
-        ).first()
+    def _load(self, public_id: str, last_id: int):
+        # One hop to the frame thread pool (not Django's single sync thread, where every
+        # connecting socket of the process would queue) and, usually, one statement.
+        return db_async(self._load_sync, parallel=True)(public_id, last_id)
+
+    def _load_sync(self, public_id: str, last_id: int) -> dict | None:
+        visitor = resume.load_visitor(code=self.code, public_id=public_id)
         if visitor is None:
             return None
-        actions.touch_visitor(visitor=visitor)
-        self.visitor, self.channel_obj = visitor, channel
-        return visitor_ready(
-            channel=channel,
-            visitor=visitor,
-            last_id=last_id,
-            language=self.language,
-            base_url=self.base_url,
+        self.visitor, self.channel_obj = visitor, visitor.channel
+        return resume.ready_frame(
+            visitor=visitor, last_id=last_id, language=self.language, base_url=self.base_url
         )
 
     # ----- frames ------------------------------------------------------------------------

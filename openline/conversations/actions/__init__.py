@@ -11,6 +11,7 @@ from openline.conversations.actions.lifecycle import (
     create_visitor,
     start_conversation,
     touch_visitor,
+    touch_visitors,
     transfer_conversation,
     transfer_targets,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "signal_typing",
     "start_conversation",
     "touch_visitor",
+    "touch_visitors",
     "transfer_conversation",
     "transfer_targets",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
@@ -113,3 +113,12 @@ def touch_visitor(*, visitor: Visitor) -> None:
         return
     Visitor.objects.filter(pk=visitor.pk).update(last_seen_at=now)
     visitor.last_seen_at = now
+
+
+def touch_visitors(*, visitor_ids: list[int]) -> int:
+    """Note that these clients connected just now: one statement for many (reconnect storms)."""
+    now = timezone.now()
+    stale = models.Q(last_seen_at__isnull=True) | models.Q(
+        last_seen_at__lt=now - LAST_SEEN_PRECISION
+    )
+    return Visitor.objects.filter(stale, pk__in=visitor_ids).update(last_seen_at=now)

@@ -13,7 +13,7 @@
   var S = {
     token: null, conv: null, offer: cfg.consent, consentRequired: !!cfg.consent, hasConsent: false, changed: false,
     lastId: 0, lastOp: null, acked: { delivered: 0, read: 0 }, pending: {}, waiting: null, booted: false, deferred: false,
-    ws: null, ready: false, retries: 0, open: !embedded || preview, pageUrl: "", unread: 0, sentTyping: 0, typingTimer: 0,
+    ws: null, ready: false, retries: 0, retryTimer: 0, stableTimer: 0, open: !embedded || preview, pageUrl: "", unread: 0, sentTyping: 0, typingTimer: 0,
     parentOrigin: null, withdrawing: false
   };
   var nodes = {};
@@ -216,27 +216,48 @@
 
   // ----- the websocket: token auth, resync from the last id, reconnect with back-off --------
   function send(frame) { if (S.ws && S.ready) { S.ws.send(JSON.stringify(frame)); return true; } return false; }
+  // After a deploy, a restart or a Redis blip every open widget reconnects: full-jitter
+  // exponential back-off (a random wait up to 1 s, 2 s, 4 s … 30 s) spreads them out, and the
+  // count starts over only once a connection has stayed up, so a server that accepts and then
+  // fails at once is not hammered. While disconnected the chat says "Reconnecting…"; typed
+  // messages wait and are sent on "ready", which also hands back what was missed (last_id).
+  var BACKOFF_BASE = 1000, BACKOFF_CAP = 30000, STABLE_AFTER = 10000, OPEN_TIMEOUT = 15000;
+  function backoff(n) { return Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * Math.pow(2, n)); }
+  function reconnectLater() {
+    if (S.retryTimer) return;
+    status(t.offline);
+    S.retryTimer = setTimeout(function () { S.retryTimer = 0; connect(); }, backoff(S.retries++));
+  }
   function connect() {
     if (!S.token || S.ws || preview) return;
-    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws);
+    var ws;
+    try { ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws); }
+    catch (x) { reconnectLater(); return; }
     S.ws = ws;
+    // A handshake or "ready" that never comes (a half-dead proxy) counts as a failed attempt.
+    var opening = setTimeout(function () { if (S.ws === ws && !S.ready) ws.close(); }, OPEN_TIMEOUT);
     ws.onopen = function () { ws.send(JSON.stringify({ type: "auth", token: S.token, last_id: S.lastId, language: cfg.language })); };
     ws.onmessage = function (e) { var f; try { f = JSON.parse(e.data); } catch (x) { return; } handle(f); };
     ws.onclose = function (e) {
+      clearTimeout(opening); clearTimeout(S.stableTimer);
+      if (S.ws !== ws) return;
       S.ws = null; S.ready = false;
       if (e.code === 4401) {
         // The token is no longer valid: start over as a new client (consent asked again).
         S.token = null; save(); S.conv = null; S.hasConsent = false; S.offer = cfg.consent;
         S.consentRequired = !!cfg.consent; status(""); updateMenu(); return;
       }
-      status(t.offline);
-      var delay = Math.min(15000, 400 * Math.pow(2, S.retries++)) * (0.75 + Math.random() / 2);
-      setTimeout(connect, delay);
+      reconnectLater();
     };
   }
+  // Back online (laptop woke up, network returned): try now instead of waiting out the back-off.
+  window.addEventListener("online", function () {
+    if (S.retryTimer) { clearTimeout(S.retryTimer); S.retryTimer = 0; connect(); }
+  });
   function handle(f) {
     if (f.type === "ready") {
-      S.ready = true; S.retries = 0; status("");
+      S.ready = true; status("");
+      clearTimeout(S.stableTimer); S.stableTimer = setTimeout(function () { S.retries = 0; }, STABLE_AFTER);
       S.token = f.token; save();
       S.conv = f.conversation; S.consentRequired = f.consent_required; S.hasConsent = f.has_consent; S.changed = !!f.consent_changed;
       if (f.consent) S.offer = f.consent;

@@ -1,0 +1,229 @@
+"""What a (re)connecting widget needs, read in one database round trip.
+
+After a deploy, a restart or a Redis blip every open widget reconnects at once, so the
+``ready`` frame must cost as little as possible: one statement finds the visitor (not erased)
+on the active channel with an enabled live chat connector, and annotates its latest
+conversation, the newest message id it could have missed, its latest consent record and the
+channel's current consent version. A second statement runs only when there is something to
+send: missed messages (or the history of a fresh page), or the consent offer when one is due.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import connection
+
+from openline.consent.models import AgreementVersion, ConsentRecord, ConsentState
+from openline.conversations import events
+from openline.conversations.models import Conversation, Message, Visitor
+from openline.livechat import tokens
+from openline.openchannels.hours import hours_state
+from openline.openchannels.models import Connector, ConnectorKind, OpenChannel
+from openline.openchannels.policy import consent_offer, offer_payload
+
+HISTORY_LIMIT = 200
+MISSED_LIMIT = 500
+# What ready_frame reads besides the two rows, in this order after their columns.
+EXTRA = (
+    "resume_conversation",
+    "resume_status",
+    "resume_closed_reason",
+    "resume_newest",
+    "resume_consent_state",
+    "resume_consent_version",
+    "resume_current_version",
+)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _col(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _build_sql() -> str:
+    """The statement, written once per process from the models' table and column names.
+
+    Hand-written rather than an annotated queryset: building and compiling seven subqueries
+    through the ORM cost more CPU per connection than everything else on the connect path.
+    Plain SQL that SQLite and PostgreSQL both run; every subquery follows an index.
+    """
+    v, ch, cv, m = Visitor, OpenChannel, Conversation, Message
+    rec, ver, con = ConsentRecord, AgreementVersion, Connector
+    q = connection.ops.quote_name
+    vcols = ", ".join(f"v.{q(f.column)}" for f in v._meta.concrete_fields)
+    ccols = ", ".join(f"ch.{q(f.column)}" for f in ch._meta.concrete_fields)
+    conv_of_visitor = f"{_col(cv, 'visitor')} = v.{_col(v, 'id')} AND {_col(cv, 'channel')} = v.{_col(v, 'channel')}"
+    return f"""
+SELECT {vcols}, {ccols},
+  cv.{_col(cv, "id")}, cv.{_col(cv, "status")}, cv.{_col(cv, "closed_reason")},
+  (SELECT MAX(m.{_col(m, "id")}) FROM {_table(m)} m WHERE m.{_col(m, "conversation")} IN
+     (SELECT {_col(cv, "id")} FROM {_table(cv)} WHERE {conv_of_visitor})),
+  r.{_col(rec, "state")}, r.{_col(rec, "version")},
+  (SELECT av.{_col(ver, "id")} FROM {_table(ver)} av
+     WHERE av.{_col(ver, "agreement")} = ch.{_col(ch, "agreement")}
+     ORDER BY av.{_col(ver, "number")} DESC LIMIT 1)
+FROM {_table(v)} v
+JOIN {_table(ch)} ch ON ch.{_col(ch, "id")} = v.{_col(v, "channel")}
+LEFT JOIN {_table(cv)} cv ON cv.{_col(cv, "id")} =
+  (SELECT MAX({_col(cv, "id")}) FROM {_table(cv)} WHERE {conv_of_visitor})
+LEFT JOIN {_table(rec)} r ON r.{_col(rec, "id")} =
+  (SELECT r2.{_col(rec, "id")} FROM {_table(rec)} r2
+     WHERE r2.{_col(rec, "visitor")} = v.{_col(v, "id")}
+       AND r2.{_col(rec, "agreement")} = ch.{_col(ch, "agreement")}
+     ORDER BY r2.{_col(rec, "created_at")} DESC, r2.{_col(rec, "id")} DESC LIMIT 1)
+WHERE {{where}} AND v.{_col(v, "erased_at")} IS NULL
+  AND ch.{_col(ch, "is_active")} = %s
+  AND EXISTS (SELECT 1 FROM {_table(con)} k WHERE k.{_col(con, "channel")} = ch.{_col(ch, "id")}
+              AND k.{_col(con, "kind")} = %s AND k.{_col(con, "is_enabled")} = %s)
+"""
+
+
+_compiled: dict[str, tuple] = {}
+
+
+def _plan():
+    """Return (sql by key, converters of each row's columns) for this database vendor."""
+    plan = _compiled.get(connection.vendor)
+    if plan is None:
+        base = _build_sql()
+        q = connection.ops.quote_name
+        sql = {
+            "token": base.replace(
+                "{where}",
+                f"v.{_col(Visitor, 'public_id')} = %s AND ch.{_col(OpenChannel, 'code')} = %s",
+            ),
+            "pk": base.replace("{where}", f"v.{q(Visitor._meta.pk.column)} = %s"),
+        }
+        fields = [*Visitor._meta.concrete_fields, *OpenChannel._meta.concrete_fields]
+        converters = []
+        for field in fields:
+            column = field.get_col("x")
+            found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            converters.append((column, found))
+        plan = _compiled[connection.vendor] = (sql, converters)
+    return plan
+
+
+def _fetch(key: str, params: list) -> Visitor | None:
+    sql, converters = _plan()
+    flags = [True, str(ConnectorKind.LIVECHAT.value), True]
+    with connection.cursor() as cursor:
+        cursor.execute(sql[key], [*params, *flags])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for i, (column, found) in enumerate(converters):
+        for convert in found:
+            values[i] = convert(values[i], column, connection)
+    nv = len(Visitor._meta.concrete_fields)
+    nc = len(OpenChannel._meta.concrete_fields)
+    visitor = Visitor.from_db(
+        connection.alias, [f.attname for f in Visitor._meta.concrete_fields], values[:nv]
+    )
+    channel = OpenChannel.from_db(
+        connection.alias,
+        [f.attname for f in OpenChannel._meta.concrete_fields],
+        values[nv : nv + nc],
+    )
+    visitor.channel = channel
+    for name, value in zip(EXTRA, values[nv + nc :], strict=True):
+        setattr(visitor, name, value)
+    return visitor
+
+
+def load_visitor(*, code: str, public_id: str) -> Visitor | None:
+    """Return the visitor of a valid token, with what ``ready_frame`` needs, or None.
+
+    None when the visitor is erased or unknown, the channel inactive, or its live chat
+    connector missing or disabled: the socket is then refused. Nothing here is cached.
+    """
+    try:
+        key = Visitor._meta.get_field("public_id").get_db_prep_value(
+            uuid.UUID(hex=public_id), connection
+        )
+    except (ValueError, TypeError):
+        return None
+    return _fetch("token", [key, code])
+
+
+def reload_visitor(visitor: Visitor) -> Visitor | None:
+    """Read a connected visitor's state again (a ``sync`` frame), or None once erased."""
+    return _fetch("pk", [visitor.pk])
+
+
+def conversation_state(visitor: Visitor) -> dict | None:
+    if visitor.resume_conversation is None:  # type: ignore[attr-defined]
+        return None
+    return {
+        "id": visitor.resume_conversation,  # type: ignore[attr-defined]
+        "status": visitor.resume_status,  # type: ignore[attr-defined]
+        "closed_reason": visitor.resume_closed_reason,  # type: ignore[attr-defined]
+    }
+
+
+def _messages(visitor: Visitor, last_id: int) -> list:
+    if last_id:
+        newest = visitor.resume_newest  # type: ignore[attr-defined]
+        if newest is None or newest <= last_id:
+            return []  # nothing was missed: no second statement
+        return list(
+            Message.objects.filter(
+                conversation__visitor=visitor,
+                conversation__channel_id=visitor.channel_id,
+                id__gt=last_id,
+            )
+            .select_related("author")
+            .order_by("id")[:MISSED_LIMIT]
+        )
+    current = visitor.resume_conversation  # type: ignore[attr-defined]
+    if current is None:
+        return []
+    latest = (
+        Message.objects.filter(conversation_id=current)
+        .select_related("author")
+        .order_by("-id")[:HISTORY_LIMIT]
+    )
+    return list(latest)[::-1]
+
+
+def ready_frame(*, visitor: Visitor, last_id: int, language: str, base_url: str = "") -> dict:
+    """Build the ``ready`` frame: a fresh token, the conversation, missed messages, the gate."""
+    channel = visitor.channel
+    state = visitor.resume_consent_state  # type: ignore[attr-defined]
+    in_force = state == ConsentState.GIVEN
+    current = visitor.resume_current_version  # type: ignore[attr-defined]
+    # The rule of policy.needs_consent, from the annotated latest record and current version.
+    required = (
+        channel.consent_enabled
+        and channel.agreement_id is not None
+        and current is not None
+        and not (in_force and visitor.resume_consent_version == current)  # type: ignore[attr-defined]
+    )
+    changed = bool(
+        required
+        and ConsentRecord.objects.filter(
+            visitor=visitor, agreement_id=channel.agreement_id, state=ConsentState.GIVEN
+        )
+        .exclude(version_id=current)
+        .exists()
+    )
+    return {
+        "type": "ready",
+        "token": tokens.make_token(visitor=visitor, channel=channel),
+        "visitor": visitor.public_id.hex,
+        "conversation": conversation_state(visitor),
+        "messages": [events.message_payload(m) for m in _messages(visitor, last_id)],
+        "consent_required": required,
+        "consent": (
+            offer_payload(consent_offer(channel, language), base_url=base_url) if required else None
+        ),
+        # A consent in force keeps the receipt and withdrawal at hand, even for an older version.
+        "has_consent": in_force and channel.agreement_id is not None,
+        "consent_changed": changed,
+        "hours": hours_state(channel),
+    }
