@@ -1,16 +1,25 @@
-"""Idle visitor websockets held by one ASGI process, and the memory each one costs.
+"""Reconnection storm: N returning widgets reconnect at once (open + authenticate + resync).
 
-Starts one uvicorn process serving Openline (SQLite in a temporary directory, in-memory
-channel layer), creates N visitors, then opens N authenticated widget websockets from
-several client processes and reports the server's RSS growth per connection.
-Target: 20,000 connections at no more than 50 KB each.
+After a deploy, a restart or a Redis blip every open widget reconnects at once. This bench
+seeds N returning visitors in its own PostgreSQL database (``bench_reconnect``, kept between
+runs; ``BENCH_DATABASE_URL`` names the server), each with a consent, a conversation and a
+message, one in ten with an operator reply it has not seen. Then, against
+``uvicorn openline.asgi:application --workers 2`` (DEBUG off, Redis Pub/Sub layer with its own
+prefix), 4 client processes open every socket as fast as the server answers: handshake, the
+``auth`` frame with the token and the last message id seen, until ``ready`` arrives with what
+was missed. The sockets are held to measure memory per idle socket, a sample answers ``ping``.
+
+Ceiling, same run, same server settings: a bare Channels consumer on the same layer that
+accepts and answers the first frame (no database). The client is ``bench/wsclient.py`` (raw
+asyncio protocols, frames by hand): it costs a few percent of the server's CPU, reported as
+"client CPU time". The 2 cores are shared, not pinned: 2 server workers and 4 client
+processes; the open-files hard limit (20,000 per process) is why the sockets are spread over
+two server workers and four client processes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import multiprocessing
 import os
 import resource
 import subprocess
@@ -207,178 +216,148 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-# ----- client processes ---------------------------------------------------------------------
-
-
-def _client_main(url: str, code: str, tokens: list[str], opened, done, stop_event) -> None:
-    raise_fd_limit()
-    asyncio.run(_hold(url, code, tokens, opened, done, stop_event))
-
-
-async def _hold(url, code, tokens, opened, done, stop_event) -> None:
-    import websockets
-
-    sockets = []
-    failures = 0
-    gate = asyncio.Semaphore(64)
-
-    async def one(token: str) -> None:
-        nonlocal failures
-        async with gate:
-            for attempt in range(3):
-                try:
-                    ws = await websockets.connect(
-                        f"{url}/ws/widget/{code}/",
-                        origin="http://127.0.0.1",
-                        open_timeout=60,
-                        ping_interval=None,
-                        max_queue=4,
-                        compression=None,
-                    )
-                    await ws.send(json.dumps({"type": "auth", "token": token, "last_id": 0}))
-                    frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                    if frame.get("type") != "ready":
-                        raise RuntimeError(frame)
-                    sockets.append(ws)
-                    return
-                except Exception:  # noqa: BLE001 - counted and retried
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            failures += 1
-
-    await asyncio.gather(*(one(t) for t in tokens))
-    opened.put((len(sockets), failures))
-    while not stop_event.is_set():
-        await asyncio.sleep(0.2)
-    # Check the connections are still alive before letting go.
-    alive = 0
-    for ws in sockets[:200]:
-        try:
-            await ws.send(json.dumps({"type": "ping"}))
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            alive += frame.get("type") == "pong"
-        except Exception:  # noqa: BLE001
-            pass
-    done.put(alive)
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-
-
 def run(args) -> list[dict]:
-    """Open idle widget websockets against one server process and measure memory per connection."""
-    target = 1_000 if args.quick else 20_000
-    client_processes = 2 if args.quick else 4
-    fd_limit = raise_fd_limit()
-    # One socket is one file descriptor in the server; keep room for the database and Redis.
-    attempt = min(target, fd_limit - 200)
-    layer = "in-memory"
-    extra = {}
+    """Measure a reconnection storm against Openline and a bare Channels consumer, one run."""
+    from bench.storm import (
+        _rss_sum,
+        bench_database_url,
+        bench_port,
+        ensure_postgres,
+        seed,
+        start_workers,
+        storm,
+    )
+
+    target = 2_000 if args.quick else 20_000
+    warm = 200
+    processes = 2 if args.quick else 4
+    raise_fd_limit()
+    url = bench_database_url(args.quick)
+    ensure_postgres(url)
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    try:
-        import redis
-
-        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
-        # Channels' in-memory layer scans every channel on each receive (O(n) per connection);
-        # the Redis layer is what a deployment that holds many sockets uses anyway.
-        extra = {"REDIS_URL": redis_url, "OPENLINE_CHANNEL_PREFIX": f"bench-idle-{os.getpid()}"}
-        layer = "Redis"
-    except Exception:  # noqa: BLE001 - fall back to the in-memory layer
-        pass
-    with tempfile.TemporaryDirectory(prefix="openline-bench-") as var_dir:
-        env = base_env(var_dir, **extra)
+    workers = WORKERS
+    with tempfile.TemporaryDirectory(prefix="openline-bench-reconnect-") as var_dir:
+        env = base_env(
+            var_dir,
+            DATABASE_URL=url,
+            REDIS_URL=redis_url,
+            OPENLINE_CHANNEL_PREFIX=f"bench-reconnect-{os.getpid()}",
+            OPENLINE_DEBUG="false",
+        )
         started = time.monotonic()
-        setup = run_setup(env, attempt + 20)
+        seeded = seed(env, target + warm)
         setup_seconds = time.monotonic() - started
-        port = free_port()
-        server = start_server(env, port)
-        url = f"ws://127.0.0.1:{port}"
+        firsts = [
+            json.dumps(
+                {"type": "auth", "token": token, "last_id": last_id, "language": "en"},
+                separators=(",", ":"),
+            ).encode()
+            for token, last_id, _ in seeded["clients"]
+        ]
+        expected_missed = sum(n for _, _, n in seeded["clients"][warm:])
+        # The ceiling: the same server and layer, a consumer that only answers.
+        port = bench_port()
+        server = start_workers(env, port, workers, "bench.storm:ceiling_app", factory=True)
         try:
-            # Warm up: import everything a connection touches, then take the baseline.
-            ctx = multiprocessing.get_context("fork")
-            opened, done, stop_event = ctx.Queue(), ctx.Queue(), ctx.Event()
-            warm = ctx.Process(
-                target=_client_main,
-                args=(url, setup["code"], setup["tokens"][:20], opened, done, stop_event),
+            storm(port, "/ws/bare/", firsts[:warm], processes=1, concurrency=CONCURRENCY)
+            bare = storm(
+                port, "/ws/bare/", firsts[warm:], processes=processes, concurrency=CONCURRENCY
             )
-            warm.start()
-            opened.get(timeout=120)
-            stop_event.set()
-            done.get(timeout=60)
-            warm.join()
-            time.sleep(1.0)
-            baseline = rss_kb(server.pid)
-
-            opened, done, stop_event = ctx.Queue(), ctx.Queue(), ctx.Event()
-            tokens = setup["tokens"][20:]
-            chunk = (len(tokens) + client_processes - 1) // client_processes
-            clients = [
-                ctx.Process(
-                    target=_client_main,
-                    args=(
-                        url,
-                        setup["code"],
-                        tokens[i * chunk : (i + 1) * chunk],
-                        opened,
-                        done,
-                        stop_event,
-                    ),
-                )
-                for i in range(client_processes)
-            ]
-            connect_started = time.monotonic()
-            for process in clients:
-                process.start()
-            results = [opened.get(timeout=1800) for _ in clients]
-            connect_seconds = time.monotonic() - connect_started
-            connected = sum(n for n, _ in results)
-            failed = sum(f for _, f in results)
-            time.sleep(3.0)
-            loaded = rss_kb(server.pid)
-            stop_event.set()
-            alive = sum(done.get(timeout=300) for _ in clients)
-            for process in clients:
-                process.join(timeout=120)
         finally:
             stop(server)
-    per_connection = (loaded - baseline) / connected if connected else float("nan")
+        port = bench_port()
+        server = start_workers(env, port, workers, "openline.asgi:application")
+        path = f"/ws/widget/{seeded['code']}/"
+        try:
+            storm(port, path, firsts[:warm], processes=1, concurrency=CONCURRENCY)
+            time.sleep(1.0)
+            baseline = _rss_sum(server.pid)
+            result = storm(
+                port,
+                path,
+                firsts[warm:],
+                processes=processes,
+                concurrency=CONCURRENCY,
+                rss_of=lambda: _rss_sum(server.pid),
+            )
+        finally:
+            stop(server)
+    return _rows(target, workers, bare, result, baseline, expected_missed, setup_seconds)
+
+
+WORKERS = 2  # server processes (uvicorn workers); each holds about half the sockets
+CONCURRENCY = 128  # handshakes in flight per client process
+
+
+def _rows(target, workers, bare, result, baseline, expected_missed, setup_seconds) -> list[dict]:
+    rate = result["opened"] / result["seconds"] if result["seconds"] else 0.0
+    bare_rate = bare["opened"] / bare["seconds"] if bare["seconds"] else 0.0
+    ceiling = {
+        "name": f"bare Channels consumer, {workers} workers, same layer, no database",
+        "value": round(bare_rate),
+        "unit": "connections/s",
+    }
+    per_socket = (result["rss_kb"] - baseline) / result["opened"] if result["opened"] else 0.0
+    # Twenty thousand at the measured rate: the storm the issue names.
+    for_20k = 20_000 / rate if rate else float("inf")
     return [
         {
-            "name": "idle websockets held by one process",
-            "value": connected,
-            "unit": "connections",
-            "target": f">= {target}",
-            "ok": connected >= target,
+            "name": f"reconnections (open + authenticate + resync), {workers} server workers",
+            "value": round(rate),
+            "unit": "reconnections/s",
+            "ceiling": ceiling,
+            "ratio": round(rate / bare_rate, 3) if bare_rate else None,
         },
-        {"name": "failed to open", "value": failed, "unit": "connections"},
         {
-            "name": "server RSS growth per connection",
-            "value": round(per_connection, 1),
+            "name": f"time to reconnect {result['opened']:,} sockets (20,000 at this rate)",
+            "value": round(result["seconds"], 1),
+            "unit": "s",
+            "target": "20,000 < 20 s",
+            "ok": for_20k < 20 and result["failed"] == 0,
+            "ceiling": {**ceiling, "value": round(bare["seconds"], 1), "unit": "s"},
+            "ratio": round(result["seconds"] / bare["seconds"], 2) if bare["seconds"] else None,
+        },
+        {
+            "name": "ceiling: " + ceiling["name"],
+            "value": round(bare_rate),
+            "unit": "connections/s",
+        },
+        {
+            "name": "reconnect latency p50 / p99 (Openline; ceiling)",
+            "value": f"{result['p50'] * 1000:.0f} / {result['p99'] * 1000:.0f}; "
+            f"{bare['p50'] * 1000:.0f} / {bare['p99'] * 1000:.0f}",
+            "unit": "ms",
+        },
+        {
+            "name": "sockets opened / failed / retried",
+            "value": f"{result['opened']} / {result['failed']} / {result['retried']}",
+            "unit": "",
+            "ok": result["opened"] >= target and result["failed"] == 0,
+            "target": f">= {target}",
+        },
+        {
+            "name": "missed messages handed back by resync (expected)",
+            "value": f"{result['missed']} ({expected_missed})",
+            "unit": "messages",
+            "ok": result["missed"] == expected_missed,
+        },
+        {
+            "name": "server RSS growth per idle socket",
+            "value": round(per_socket, 1),
             "unit": "KB",
             "target": "<= 50 KB",
-            "ok": per_connection <= 50,
+            "ok": 0 < per_socket <= 50,
         },
         {
-            "name": "server RSS before / after",
-            "value": f"{baseline // 1024} / {loaded // 1024}",
-            "unit": "MB",
+            "name": "held sockets answering ping (sample)",
+            "value": result["alive"],
+            "unit": "sockets",
         },
         {
-            "name": "connections still answering ping (sample of 200 per client)",
-            "value": alive,
-            "unit": "connections",
-        },
-        {
-            "name": "time to open and authenticate all",
-            "value": round(connect_seconds, 1),
+            "name": "client CPU time (all client processes; Openline storm, ceiling storm)",
+            "value": f"{result['client_cpu']:.1f}, {bare['client_cpu']:.1f}",
             "unit": "s",
         },
-        {
-            "name": "setup (migrate + create visitors)",
-            "value": round(setup_seconds, 1),
-            "unit": "s",
-        },
-        {"name": "channel layer", "value": layer, "unit": ""},
-        {
-            "name": "file descriptor limit (hard limit of this machine caps the attempt)",
-            "value": fd_limit,
-            "unit": "fds",
-        },
+        {"name": "errors seen (retried)", "value": json.dumps(result["errors"])[:300], "unit": ""},
+        {"name": "setup (migrate + seed or reuse)", "value": round(setup_seconds, 1), "unit": "s"},
     ]

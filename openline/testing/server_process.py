@@ -125,9 +125,11 @@ def start_worker(
     return WorkerProcess(command, process, tuple(args))
 
 
-def start_server(*, database_url: str, var_dir: Path, env: dict | None = None) -> ServerProcess:
-    """Start ``uvicorn openline.asgi:application`` on a free port and wait for /healthz."""
-    port = free_port()
+def start_server(
+    *, database_url: str, var_dir: Path, env: dict | None = None, port: int | None = None
+) -> ServerProcess:
+    """Start ``uvicorn openline.asgi:application`` on ``port`` (else a free one); wait for /healthz."""
+    port = port or free_port()
     environment = _environment(database_url=database_url, var_dir=var_dir, env=env)
     process = subprocess.Popen(
         [

@@ -264,19 +264,47 @@
 
   // ----- the websocket -------------------------------------------------------------------
   function send(frame) { if (ws && ready) ws.send(JSON.stringify(frame)); }
+  // Reconnects after a deploy, restart or Redis blip use full-jitter exponential back-off (a
+  // random wait up to 1 s, 2 s, 4 s … 30 s; the count starts over once a connection has stayed
+  // up 10 s) and show a banner meanwhile; "ready" resyncs the open chat from the last id.
+  var retryTimer = 0, stableTimer = 0;
+  function backoff(n) { return Math.random() * Math.min(30000, 1000 * Math.pow(2, n)); }
+  function reconnecting(on) {
+    var banner = $("reconnecting");
+    if (!on) { if (banner) banner.hidden = true; return; }
+    if (!banner) {
+      banner = el("div", "flash flash-warning", "Reconnecting… Live updates are paused; replies you send go out when the connection is back.");
+      banner.id = "reconnecting"; banner.setAttribute("role", "status");
+      var inbox = document.querySelector(".inbox");
+      if (inbox) inbox.parentNode.insertBefore(banner, inbox); else document.body.prepend(banner);
+    }
+    banner.hidden = false;
+  }
+  function reconnectLater() {
+    if (retryTimer) return;
+    reconnecting(true);
+    retryTimer = setTimeout(function () { retryTimer = 0; connect(); }, backoff(retries++));
+  }
   function connect() {
-    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console/");
+    try { ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console/"); }
+    catch (x) { ws = null; reconnectLater(); return; }
+    var mine = ws, opening = setTimeout(function () { if (ws === mine && !ready) mine.close(); }, 15000);
     ws.onmessage = function (e) { var f; try { f = JSON.parse(e.data); } catch (x) { return; } handle(f); };
     ws.onclose = function (e) {
+      clearTimeout(opening); clearTimeout(stableTimer);
+      if (ws !== mine) return;
       ready = false; ws = null; liveState.textContent = "offline"; liveState.className = "live-dot";
       if (e.code === 4403) { noAccess(); return; }
       // Signed out (logout, idle timeout, password change): reconnecting would be refused
       // again; a reload lands on the login page, or back here if the session still holds.
       // Once per 30 s at most, so a socket refused for another reason cannot loop reloads.
       if (e.code === 4401 && reloadAllowed()) { location.reload(); return; }
-      setTimeout(connect, Math.min(15000, 400 * Math.pow(2, retries++)) * (0.75 + Math.random() / 2));
+      reconnectLater();
     };
   }
+  window.addEventListener("online", function () {
+    if (retryTimer) { clearTimeout(retryTimer); retryTimer = 0; connect(); }
+  });
   function reloadAllowed() {
     var key = "openline.inbox.reloaded", now = Date.now(), last = 0;
     try { last = +sessionStorage.getItem(key) || 0; sessionStorage.setItem(key, String(now)); } catch (x) { return true; }
@@ -294,7 +322,8 @@
   }
   function handle(f) {
     if (f.type === "ready") {
-      ready = true; retries = 0; liveState.textContent = "live"; liveState.className = "live-dot on";
+      ready = true; liveState.textContent = "live"; liveState.className = "live-dot on"; reconnecting(false);
+      clearTimeout(stableTimer); stableTimer = setTimeout(function () { retries = 0; }, 10000);
       if (cfg.current) send({ type: "sync", conversation: cfg.current, last_id: lastId, last_note_id: lastNoteId });
       Object.keys(pending).forEach(function (cid) { send({ type: "reply", conversation: cfg.current, text: pending[cid].dataset.text, client_id: cid }); });
       Object.keys(pendingNotes).forEach(function (cid) { send({ type: "note", conversation: cfg.current, text: pendingNotes[cid].dataset.text, client_id: cid }); });
