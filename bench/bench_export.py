@@ -114,5 +114,6 @@ def run(args) -> list[dict]:
             ceiling=("COPY reader's peak memory growth", copy["memory_growth_mb"], "MB"),
             target=f"< {TARGET_MB} MB",
             ok=growth < TARGET_MB,
+            digits=2,
         ),
     ]
