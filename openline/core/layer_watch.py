@@ -84,7 +84,7 @@ class LayerWatch:
         import redis.asyncio as aioredis
 
         client = aioredis.Redis.from_url(
-            settings.CONFIG.redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+            settings.CONFIG.redis_url or "", socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
         )
         try:
             return bool(await asyncio.wait_for(client.ping(), timeout=TIMEOUT))

@@ -11,6 +11,7 @@ send: missed messages (or the history of a fresh page), or the consent offer whe
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import connection
 
@@ -54,8 +55,8 @@ def _build_sql() -> str:
     v, ch, cv, m = Visitor, OpenChannel, Conversation, Message
     rec, ver, con = ConsentRecord, AgreementVersion, Connector
     q = connection.ops.quote_name
-    vcols = ", ".join(f"v.{q(f.column)}" for f in v._meta.concrete_fields)
-    ccols = ", ".join(f"ch.{q(f.column)}" for f in ch._meta.concrete_fields)
+    vcols = ", ".join(f"v.{q(str(f.column))}" for f in v._meta.concrete_fields)
+    ccols = ", ".join(f"ch.{q(str(f.column))}" for f in ch._meta.concrete_fields)
     conv_of_visitor = f"{_col(cv, 'visitor')} = v.{_col(v, 'id')} AND {_col(cv, 'channel')} = v.{_col(v, 'channel')}"
     return f"""
 SELECT {vcols}, {ccols},
@@ -108,9 +109,9 @@ def _plan():
     return plan
 
 
-def _fetch(key: str, params: list) -> Visitor | None:
+def _fetch(key: str, params: list[Any]) -> Visitor | None:
     sql, converters = _plan()
-    flags = [True, str(ConnectorKind.LIVECHAT.value), True]
+    flags: list[Any] = [True, str(ConnectorKind.LIVECHAT.value), True]
     with connection.cursor() as cursor:
         cursor.execute(sql[key], [*params, *flags])
         row = cursor.fetchone()
@@ -207,7 +208,7 @@ def ready_frame(*, visitor: Visitor, last_id: int, language: str, base_url: str 
     changed = bool(
         required
         and ConsentRecord.objects.filter(
-            visitor=visitor, agreement_id=channel.agreement_id, state=ConsentState.GIVEN
+            visitor=visitor, agreement=channel.agreement_id, state=ConsentState.GIVEN
         )
         .exclude(version_id=current)
         .exists()
