@@ -10,10 +10,14 @@ django_asgi_app = get_asgi_application()
 
 from openline.connectors.asgi import WebhookFastPath  # noqa: E402
 from openline.core.proxy import TrustedProxyMiddleware, disable_uvicorn_proxy_headers  # noqa: E402
+from openline.livechat.asgi import WidgetStartFastPath  # noqa: E402
 from openline.routing import build_application  # noqa: E402
 
 # Only openline.core.ip with OPENLINE_TRUSTED_PROXIES decides the client's address and scheme.
 disable_uvicorn_proxy_headers()
 
-# Messenger webhooks skip the console's middleware and run on a thread pool (connectors/asgi.py).
-application = TrustedProxyMiddleware(WebhookFastPath(build_application(django_asgi_app)))
+# Messenger webhooks skip the console's middleware and run on a thread pool (connectors/asgi.py);
+# the widget's chat start (the consent capture) runs on a thread pool too (livechat/asgi.py).
+application = TrustedProxyMiddleware(
+    WidgetStartFastPath(WebhookFastPath(build_application(django_asgi_app)))
+)

@@ -259,7 +259,6 @@ def pseudonymous_label(visitor) -> str:
     return f"Visitor {str(visitor.public_id)[:8]}"
 
 
-@transaction.atomic
 def record_consent(
     *,
     visitor,
@@ -279,16 +278,20 @@ def record_consent(
     channel_settings: dict | None = None,
     conversation=None,
     evidence: dict | None = None,
+    shown: ShownText | None = None,
 ) -> ConsentRecord:
     """Append one record to the registry; the only way a record is ever written.
 
     ``channel_settings`` is the channel's consent workflow at this moment, as the caller
     reads it (``openchannels.services.consent_settings(channel)``); it is stored only with a
-    channel. Takes no lock: concurrent writers only insert rows, and sealing happens later.
+    channel. ``shown`` is ``text_for(version, language)`` when the caller already picked it
+    (the live chat gate did, to check the hash the client saw). Takes no lock: concurrent
+    writers only insert rows, and sealing happens later.
     """
     if channel is None and channel_settings is not None:
         raise ValueError("channel_settings describe a channel: pass the channel too.")
-    shown = text_for(version, language)
+    if shown is None or shown.version.pk != version.pk:
+        shown = text_for(version, language)
     if not ip and not ip_missing_reason:
         ip_missing_reason = "The channel does not tell the client's IP address."
     # The keys this service vouches for are assigned, never defaulted: a caller's evidence
@@ -321,12 +324,15 @@ def record_consent(
         user_agent=user_agent[:1000],
         evidence=evidence,
     )
+    # Validated before the transaction: a refusal leaves the caller's transaction usable,
+    # so the write itself needs no savepoint (two round trips fewer inside a capture).
     record.full_clean(
         exclude=["visitor", "agreement", "version", "channel", "conversation", "uuid"]
     )
-    record.save()
-    signals.record_written.send(sender=ConsentRecord, record=record)
-    transaction.on_commit(_schedule_sealing)
+    with transaction.atomic(savepoint=False):
+        record.save()
+        signals.record_written.send(sender=ConsentRecord, record=record)
+        transaction.on_commit(_schedule_sealing)
     return record
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -31,12 +32,23 @@ def seal_pending_records() -> dict:
     return {"batches": result.batches, "records": result.records, "refused": result.refused}
 
 
+_last_scheduled = 0.0
+
+
 def schedule_sealing(*, force: bool = False) -> None:
-    """Enqueue one sealing run a moment from now (at most one per window, per process)."""
-    if not force and not cache.add(
-        "openline:consent:seal-scheduled", 1, timeout=SEAL_DELAY.total_seconds()
-    ):
-        return
+    """Enqueue one sealing run a moment from now (at most one per window, per process).
+
+    Called after every committed record. Within a window the process answers from memory, with
+    no round trip (a capture must not pay for the sealer): the run enqueued at the window's
+    start begins after the window ends, so it seals every record this process committed in
+    it. Each process schedules its own runs; concurrent runs are safe (seal_pending).
+    """
+    global _last_scheduled
+    now = time.monotonic()
+    if not force:
+        if now - _last_scheduled < SEAL_DELAY.total_seconds():
+            return
+        _last_scheduled = now
     try:
         seal_pending_records.using(run_after=timezone.now() + SEAL_DELAY).enqueue()
     except Exception:  # noqa: BLE001 - sealing is retried by the next record or consent_seal

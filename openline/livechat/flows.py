@@ -6,18 +6,21 @@ They are the live chat face of the channel-neutral conversation actions; the con
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from openline.consent import services as consent_services
-from openline.consent.models import ConsentRecord, ConsentState
+from openline.consent.models import AgreementVersion, ConsentRecord, ConsentState
+from openline.consent.services import ShownText, text_for
 from openline.conversations.actions import (
     ActionError,
     close_conversation,
     create_visitor,
-    receive_message,
     start_conversation,
 )
 from openline.conversations.actions.common import check_text
@@ -30,7 +33,8 @@ from openline.conversations.models import (
     VisitorOrigin,
 )
 from openline.core.pageurl import clean_page_url
-from openline.openchannels.policy import consent_offer, needs_consent
+from openline.livechat.models import KEY_LIFETIME, StartKey
+from openline.openchannels.policy import needs_consent
 from openline.openchannels.services import consent_settings
 
 NO_IP_REASON = "The connection did not tell the client's IP address."
@@ -72,18 +76,25 @@ def livechat_start(
     language: str,
     text: str,
     client_id: str,
+    idempotency: IdempotencyKey | None = None,
 ) -> Started:
-    """Record the accepted consent (if the gate is on), create the visitor, start a chat, store the waiting message."""
+    """Record the accepted consent (if the gate is on), create the visitor, start a chat, store the waiting message.
+
+    With ``idempotency`` the key is stored in the same transaction, with what the start created;
+    a concurrent start with the same key then fails on its unique constraint (IntegrityError)
+    and rolls back whole, and the caller answers it with ``replay_start``.
+
+    A new client costs four INSERTs and one UPDATE in one transaction: no look-ups that cannot
+    find anything (a new visitor has no conversation, a new conversation no resent message),
+    the shown text from ``current_offer`` (the version id read fresh, its immutable text cached).
+    """
     text, client_id = check_text(text, client_id)
     page_url = clean_page_url(page_url)
     record = None
     must_consent = needs_consent(channel, visitor)
-    shown = (
-        consent_offer(channel, accepted.language if accepted else language)
-        if must_consent
-        else None
-    )
+    shown = None
     if must_consent:
+        shown = current_offer(channel, accepted.language if accepted else language)
         if accepted is None:
             raise ActionError("consent_required", "Accept the consent before you write.")
         if (
@@ -95,14 +106,17 @@ def livechat_start(
             raise ActionError(
                 "consent_changed", "The consent text has changed. Please read it again."
             )
+    conversation = None
     if visitor is None:
         visitor = create_livechat_visitor(channel=channel, language=language, user_agent=user_agent)
-    conversation = (
-        Conversation.objects.filter(visitor=visitor, channel=channel)
-        .exclude(status=ConversationStatus.CLOSED)
-        .order_by("-id")
-        .first()
-    )
+    else:
+        conversation = (
+            Conversation.objects.filter(visitor=visitor, channel=channel)
+            .exclude(status=ConversationStatus.CLOSED)
+            .order_by("-id")
+            .first()
+        )
+    started = conversation is None
     if conversation is None:
         conversation = start_conversation(channel=channel, visitor=visitor, page_url=page_url)
     if must_consent:
@@ -111,6 +125,7 @@ def livechat_start(
             visitor=visitor,
             version=shown.version,
             language=shown.language,
+            shown=shown,
             state="given",
             method="clicked_accept",
             origin="livechat",
@@ -130,10 +145,121 @@ def livechat_start(
                 "channel": channel.name,
             },
         )
-    message, _ = receive_message(
-        conversation=conversation, visitor=visitor, text=text, client_id=client_id
+    # The channel-neutral write path of a client's message (receive_message minus its savepoint).
+    message, _ = receive_into(
+        conversation_id=conversation.pk,
+        visitor=visitor,
+        text=text,
+        client_id=client_id,
+        channel=channel,
+        check_resent=not started,
     )
+    if idempotency is not None:
+        StartKey.objects.create(
+            channel=channel,
+            key=idempotency.key,
+            body_sha256=idempotency.body_sha256,
+            visitor_public_id=visitor.public_id,
+            conversation_pk=conversation.pk,
+            message_pk=message.pk,
+            record_uuid=record.uuid if record is not None else None,
+            created_at=timezone.now(),
+        )
     return Started(visitor=visitor, conversation=conversation, message=message, record=record)
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A start's Idempotency-Key header and the SHA-256 of its body."""
+
+    key: str
+    body_sha256: str
+
+
+class IdempotencyMismatch(Exception):
+    """The key was used for a start with another body."""
+
+
+def replay_start(*, channel, idempotency: IdempotencyKey) -> Started | None:
+    """Return what the start with this key created (no new row, no event), or None if unknown.
+
+    Raises IdempotencyMismatch when the key came with another body, and ActionError
+    ``session_gone`` when the client's data was deleted since.
+    """
+    since = timezone.now() - KEY_LIFETIME
+    found = StartKey.objects.filter(
+        channel=channel, key=idempotency.key, created_at__gte=since
+    ).first()
+    if found is None:
+        return None
+    if found.body_sha256 != idempotency.body_sha256:
+        raise IdempotencyMismatch(idempotency.key)
+    visitor = Visitor.objects.filter(
+        public_id=found.visitor_public_id, channel=channel, erased_at__isnull=True
+    ).first()
+    conversation = Conversation.objects.filter(pk=found.conversation_pk, visitor=visitor).first()
+    message = Message.objects.filter(pk=found.message_pk, conversation=conversation).first()
+    if visitor is None or conversation is None or message is None:
+        raise ActionError("session_gone", "This chat no longer exists; start a new one.")
+    record = None
+    if found.record_uuid is not None:
+        record = ConsentRecord.objects.filter(uuid=found.record_uuid).first()
+    return Started(visitor=visitor, conversation=conversation, message=message, record=record)
+
+
+def purge_start_keys() -> int:
+    """Delete start keys past their lifetime (the hourly retention job calls this)."""
+    deleted, _ = StartKey.objects.filter(created_at__lt=timezone.now() - KEY_LIFETIME).delete()
+    return deleted
+
+
+# Versions and their texts never change, so what a version shows in a language is kept a
+# moment; which version is current is always read fresh (see current_offer). The key holds the
+# version's random public code too: an id reused after a rolled-back insert is another version.
+OFFER_TTL = 5.0
+_offers: dict[tuple[int, str, str], tuple[float, ShownText]] = {}
+_offers_lock = threading.Lock()
+
+
+def current_offer(channel, language: str | None) -> ShownText | None:
+    """Return the consent text this channel shows now (policy.consent_offer, with fewer queries).
+
+    Uses ``channel.current_version`` = (id, public code) when the caller annotated it (one query
+    for the channel and its current version, see views.start_channel), else reads it. The text
+    of that exact version comes from a short per-process cache: a newly published version is
+    another row, so it is never missed.
+    """
+    if not channel.consent_enabled or channel.agreement_id is None:
+        return None
+    current = (
+        getattr(channel, "current_version_id", _UNREAD),
+        getattr(channel, "current_version_code", None),
+    )
+    if current[0] is _UNREAD:
+        current = (
+            AgreementVersion.objects.filter(agreement_id=channel.agreement_id)
+            .order_by("-number")
+            .values_list("id", "public_code")
+            .first()
+        ) or (None, None)
+    version_id, code = current
+    if not isinstance(version_id, int) or not isinstance(code, str):
+        return None  # the agreement has no version yet
+    key = (version_id, code, language or "")
+    now = time.monotonic()
+    cached = _offers.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    version = AgreementVersion.objects.select_related("agreement").get(pk=version_id)
+    shown = text_for(version, language)
+    with _offers_lock:
+        if len(_offers) > 1000:
+            _offers.clear()
+        _offers[key] = (now + OFFER_TTL, shown)
+    return shown
+
+
+_UNREAD = object()
 
 
 @dataclass(frozen=True)

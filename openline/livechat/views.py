@@ -7,11 +7,14 @@ also refuses requests whose Origin is not Openline's own (the iframe's).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import Exists, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -25,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from openline.accounts.models import Role
 from openline.accounts.permissions import has_role
 from openline.consent import receipt_views
-from openline.consent.models import ConsentState
+from openline.consent.models import AgreementVersion, ConsentState
 from openline.consent.services import current_state
 from openline.conversations import actions, events
 from openline.conversations.models import Visitor
@@ -37,11 +40,19 @@ from openline.livechat.consumers import conversation_state, livechat_channel
 from openline.livechat.origins import allowed_origins
 from openline.livechat.strings import widget_strings
 from openline.openchannels.hours import hours_state
-from openline.openchannels.models import DEFAULT_COLOR, LauncherPosition
+from openline.openchannels.models import (
+    DEFAULT_COLOR,
+    Connector,
+    ConnectorKind,
+    LauncherPosition,
+    OpenChannel,
+)
 from openline.openchannels.policy import consent_offer, offer_payload
 
 WIDGET_LANGUAGES = ("en", "de")
 MAX_BODY = 20_000
+# Contract A: the widget's key for one attempt to start a chat.
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -171,11 +182,37 @@ def _same_origin(request: HttpRequest) -> bool:
     return origin is None or origin == f"{request.scheme}://{request.get_host()}"
 
 
+def start_channel(code: str) -> OpenChannel | None:
+    """Return the active channel with an enabled live chat, and its current consent version id.
+
+    One query (livechat_channel and the current version take three); flows.current_offer
+    reads the annotated ``current_version_id`` and ``current_version_code``.
+    """
+    enabled = Connector.objects.filter(
+        channel_id=OuterRef("pk"), kind=ConnectorKind.LIVECHAT, is_enabled=True
+    )
+    current = AgreementVersion.objects.filter(agreement_id=OuterRef("agreement_id")).order_by(
+        "-number"
+    )
+    return (
+        OpenChannel.objects.select_related("agreement")
+        .annotate(
+            current_version_id=Subquery(current.values("id")[:1]),
+            current_version_code=Subquery(current.values("public_code")[:1]),
+        )
+        .filter(Exists(enabled), code=code, is_active=True)
+        .first()
+    )
+
+
+@never_cache  # the answer carries the visitor's token
 @csrf_exempt
 @require_POST
 def start(request: HttpRequest, code: str) -> JsonResponse:
     """Start a chat with the waiting first message, after the client accepted the consent."""
-    channel = _channel_or_404(code)
+    channel = start_channel(code)
+    if channel is None:
+        return _json_error(404, "not_found", "No live chat here.")
     if not _same_origin(request):
         return _json_error(403, "bad_origin", "Start the chat from the Openline widget.")
     ip = request_client_ip(request)
@@ -185,6 +222,20 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
         return _json_error(
             413, "too_long", f"A message can be at most {actions.MAX_TEXT} characters."
         )
+    idempotency = None
+    raw_key = request.headers.get("Idempotency-Key")
+    if raw_key is not None:
+        if not IDEMPOTENCY_KEY.fullmatch(raw_key):
+            return _json_error(
+                400,
+                "bad_idempotency_key",
+                "Idempotency-Key must be 16 to 64 letters, digits, '-' or '_'.",
+            )
+        digest = hashlib.sha256(request.body).hexdigest()
+        idempotency = flows.IdempotencyKey(key=raw_key, body_sha256=digest)
+        replayed = _replay(channel, idempotency)
+        if replayed is not None:
+            return replayed
     try:
         data = jsonsafe.loads(request.body)
     except jsonsafe.UnsafeJson as exc:
@@ -219,7 +270,14 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
             language=language[:10],
             text=data.get("text") or "",
             client_id=data.get("client_id") or "",
+            idempotency=idempotency,
         )
+    except IntegrityError:
+        # A concurrent start with the same key committed first: answer with its capture.
+        replayed = _replay(channel, idempotency) if idempotency is not None else None
+        if replayed is None:
+            raise
+        return replayed
     except actions.ActionError as exc:
         if exc.code in ("consent_required", "consent_changed"):
             return _json_error(
@@ -233,6 +291,10 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
             )
         status = 404 if exc.code == "not_found" else 400
         return _json_error(status, exc.code, exc.message)
+    return _started_response(channel, started)
+
+
+def _started_response(channel, started: flows.Started) -> JsonResponse:
     return JsonResponse(
         {
             "token": tokens.make_token(visitor=started.visitor, channel=channel),
@@ -243,6 +305,25 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
         },
         status=201,
     )
+
+
+def _replay(channel, idempotency: flows.IdempotencyKey) -> JsonResponse | None:
+    """Answer a start whose key is known again (contract A), or None for a new key."""
+    try:
+        started = flows.replay_start(channel=channel, idempotency=idempotency)
+    except flows.IdempotencyMismatch:
+        return _json_error(
+            422,
+            "idempotency_mismatch",
+            "This Idempotency-Key was used for another request; use a new key.",
+        )
+    except actions.ActionError as exc:
+        return _json_error(410, exc.code, exc.message)
+    if started is None:
+        return None
+    response = _started_response(channel, started)
+    response["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _accepted(raw) -> flows.AcceptedConsent | None:
