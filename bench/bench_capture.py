@@ -8,7 +8,8 @@ Redis (``REDIS_URL``, a key prefix of its own), ``manage.py serve --workers 2`` 
 (its task worker and messengers loop run too, so records are sealed during the load, as in
 production), 16 kept-open connections from ``wrk``:
 
-* **captures/s**, average and p99 latency, non-2xx answers (must be 0); afterwards the rows are
+* **captures/s** (each request with its own ``Idempotency-Key``, as the widget sends), average
+  and p99 latency, non-2xx answers (must be 0); afterwards the rows are
   counted: consent records = visitors = conversations = messages = acknowledged 201s (plus the
   at most 16 requests still in flight when wrk stopped: committed, but their answers uncounted);
   then every record must be sealed by the running worker within a minute;
@@ -97,6 +98,19 @@ RECORD_INSERT = (
     " '', 'Mozilla/5.0 (X11; Linux x86_64) bench', %s)"
 )
 EVIDENCE = json.dumps({"widget": "livechat", "shown_sha256": "a" * 64, "channel": "Bench"})
+
+# The widget sends one Idempotency-Key per start (contract A): so does the load, one per request.
+UNIQUE_KEYS = r"""
+local counter = 0
+local prefix = "bench-" .. os.time() .. "-" .. math.random(100000000, 999999999)
+request = function()
+  counter = counter + 1
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Idempotency-Key"] = prefix .. "-" .. counter
+  return wrk.format(nil, nil, headers, nil)
+end
+"""
 
 # A bare ASGI app (no Django, no database) under the same uvicorn: the HTTP stack's ceiling.
 BARE_ASGI = "bench.capture_apps:bare_asgi"
@@ -204,11 +218,13 @@ def _counts(url: str, channel: int) -> dict:
             " (SELECT count(*) FROM conversations_conversation WHERE channel_id = %(c)s),"
             " (SELECT count(*) FROM conversations_message m JOIN conversations_conversation c"
             "  ON c.id = m.conversation_id WHERE c.channel_id = %(c)s),"
+            " (SELECT count(*) FROM livechat_startkey WHERE channel_id = %(c)s),"
             " (SELECT count(*) FROM consent_consentrecord WHERE channel_id = %(c)s"
             "  AND id > (SELECT coalesce(max(last_record_id), 0) FROM consent_sealbatch))",
             {"c": channel},
         ).fetchone()
-    return dict(zip(("records", "visitors", "conversations", "messages", "unsealed"), row))
+    names = ("records", "visitors", "conversations", "messages", "keys", "unsealed")
+    return dict(zip(names, row, strict=True))
 
 
 def _wait_sealed(url: str, channel: int, seconds: float) -> tuple[int, float]:
@@ -296,6 +312,7 @@ def run(args) -> list[dict]:
                 }
             )
             script = post_json_script(body, {"User-Agent": "Mozilla/5.0 (X11; Linux) bench"})
+            script += UNIQUE_KEYS
             start_url = f"{base}/widget/{seed['code']}/start"
             warm = run_wrk(start_url, connections=4, threads=1, seconds=2, lua_script=script)
             before = _counts(url, seed["channel"])
@@ -310,7 +327,8 @@ def run(args) -> list[dict]:
         ceiling = raw_insert_ceiling(url, seconds)
         bare = _bare_figures(url, env, seconds)
     acknowledged = capture.requests - capture.non2xx
-    stored = {k: after[k] - before[k] for k in ("records", "visitors", "conversations", "messages")}
+    kinds = ("records", "visitors", "conversations", "messages", "keys")
+    stored = {k: after[k] - before[k] for k in kinds}
     # wrk stops with up to CONNECTIONS requests in flight: they commit, but nobody counts their 201.
     same = len(set(stored.values())) == 1
     all_stored = (
@@ -328,9 +346,9 @@ def run(args) -> list[dict]:
             ok=ratio >= TARGET_RATIO and clean and all_stored and unsealed == 0,
         ),
         {
-            "name": "captures stored: records / visitors / conversations / messages vs 201s",
+            "name": "stored: records / visitors / conversations / messages / start keys vs 201s",
             "value": f"{stored['records']} / {stored['visitors']} / {stored['conversations']}"
-            f" / {stored['messages']} for {acknowledged} acknowledged"
+            f" / {stored['messages']} / {stored['keys']} for {acknowledged} acknowledged"
             f" (+ at most {CONNECTIONS} in flight when wrk stopped)",
             "unit": "",
             "ok": all_stored,

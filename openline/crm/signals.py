@@ -6,3 +6,6 @@ from django.dispatch import Signal
 item_created = Signal()
 # ``item_id``, ``erasure``: a CRM item and its client's data were deleted.
 item_deleted = Signal()
+# The hourly retention job ran: apps above the CRM purge what they keep only for a while
+# (e.g. the widget's start keys).
+retention_run = Signal()

@@ -9,5 +9,8 @@ from django_tasks import task
 def purge_unconfirmed_task() -> dict:
     """Delete messenger clients awaiting consent past their channel's retention period."""
     from openline.crm.awaiting import purge_unconfirmed
+    from openline.crm.signals import retention_run
 
-    return {"deleted": purge_unconfirmed()}
+    deleted = purge_unconfirmed()
+    retention_run.send(sender=purge_unconfirmed_task)
+    return {"deleted": deleted}

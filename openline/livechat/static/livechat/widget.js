@@ -149,19 +149,41 @@
   };
   $("ol-accept").onclick = function () { if (preview) hideGate(); else if (S.waiting) start(S.waiting, true); };
 
+  // One Idempotency-Key per attempt to start (contract A): kept on the waiting message until the
+  // start succeeds or is refused (4xx), so a retry whose answer was lost is not a second chat.
+  var RETRY_STATUS = { 502: 1, 503: 1, 504: 1 }, START_TRIES = 8;
   function start(w, withConsent) {
     var body = { text: w.text, client_id: w.client_id, page_url: S.pageUrl, language: cfg.language };
     if (withConsent && S.offer) body.consent = { version: S.offer.version, language: S.offer.language, sha256: S.offer.sha256 };
     var headers = { "Content-Type": "application/json" };
     if (S.token) headers.Authorization = "Bearer " + S.token;
+    var json = JSON.stringify(body);
+    // The same key only with the same body: a changed body (a new consent text) is a new attempt.
+    if (!w.key || w.keyBody !== json) { w.key = newId() + newId(); w.keyBody = json; }
+    headers["Idempotency-Key"] = w.key;
     $("ol-accept").disabled = true;
     S.pending[w.client_id] = { text: w.text, el: w.el, conv: null, viaStart: true };
     w.el.classList.remove("ol-waiting"); w.el.classList.add("ol-pending"); w.el.lastChild.textContent = t.sending;
-    fetch(cfg.start, { method: "POST", headers: headers, body: JSON.stringify(body), credentials: "omit" })
-      .then(function (r) { return r.json().then(function (d) { return { status: r.status, data: d }; }); })
+    var tries = 0;
+    function attempt() {
+      tries += 1;
+      return fetch(cfg.start, { method: "POST", headers: headers, body: json, credentials: "omit" })
+        .then(function (r) {
+          if (RETRY_STATUS[r.status]) throw { retry: true };
+          return r.json().then(function (d) { return { status: r.status, data: d }; });
+        }, function () { throw { retry: true }; })
+        .catch(function (err) {
+          if (!(err && err.retry) || tries >= START_TRIES) throw err && err.retry ? new Error(t.error) : err;
+          // Full jitter: many widgets retrying after one outage spread out instead of arriving together.
+          var wait = Math.random() * Math.min(15000, 500 * Math.pow(2, tries));
+          return new Promise(function (ok) { setTimeout(ok, wait); }).then(attempt);
+        });
+    }
+    attempt()
       .then(function (res) {
         $("ol-accept").disabled = false;
         var d = res.data;
+        if (res.status < 500) { w.key = null; }
         if (res.status === 201) {
           S.waiting = null; hideGate();
           S.token = d.token; save();
