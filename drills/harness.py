@@ -45,6 +45,7 @@ API (stable; other drills build on it):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -58,6 +59,7 @@ from pathlib import Path
 import httpx
 
 from drills.services import (
+    PG_BINS,
     DrillFailure,
     PrivatePostgres,
     PrivateRedis,
@@ -147,12 +149,54 @@ def manage(env: dict, *args: str, timeout: float = 300) -> str:
     return out.stdout
 
 
+def _schema_cache() -> Path:
+    """Where the schema of a migrated database is kept, named after the code that made it."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "openline").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    digest.update(str(PG_BINS[:1]).encode())
+    return Path(tempfile.gettempdir()) / f"openline-drill-schema-{digest.hexdigest()[:20]}.sql"
+
+
+def _pg_tool(name: str) -> str:
+    if not PG_BINS:
+        raise DrillFailure("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
+    return str(PG_BINS[0] / name)
+
+
 def migrate(env: dict) -> None:
-    """``manage.py migrate`` once per database URL."""
+    """``manage.py migrate`` once per database URL.
+
+    On PostgreSQL the migrated database is dumped once per version of the code and later
+    drills load that dump (a second instead of a minute of migrations on a busy machine).
+    """
     url = env["DATABASE_URL"]
-    if url not in _MIGRATED:
+    if url in _MIGRATED:
+        return
+    cache = _schema_cache() if url.startswith("postgres") else None
+    if cache is not None and cache.exists():
+        out = subprocess.run(
+            [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(cache), url],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise DrillFailure(f"loading the migrated schema failed: {out.stderr[-2000:]}")
+    else:
         manage(env, "migrate", "--no-input")
-        _MIGRATED.add(url)
+        if cache is not None:
+            partial = cache.with_suffix(".partial")
+            out = subprocess.run(
+                [_pg_tool("pg_dump"), "--no-owner", "--no-privileges", "-f", str(partial), url],
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode == 0:
+                for old in cache.parent.glob("openline-drill-schema-*.sql"):
+                    old.unlink(missing_ok=True)
+                partial.rename(cache)
+    _MIGRATED.add(url)
 
 
 def run_script(env: dict, code: str, *args: str, timeout: float = 120) -> dict:
