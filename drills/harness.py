@@ -4,7 +4,7 @@ Every drill runs against its **own** PostgreSQL cluster and Redis server (never 
 5432 / 6379, which others share), so it may kill them. Everything started here is registered
 and torn down at exit (``atexit``) even when a drill fails; temp directories are removed.
 
-API (stable; other drills build on it):
+API (stable; other drills build on it; the private services live in ``drills.services``):
 
 ``PrivatePostgres(port)``
     ``start()`` (initdb into a temp dir on first start, then ``postgres`` in its own session,
@@ -19,7 +19,8 @@ API (stable; other drills build on it):
     The environment of every Openline process of a drill: DEBUG off, quiet logs, a fixed
     secret key, the database task backend, no demo site, start limits raised for bursts.
 ``migrate(env)``
-    ``manage.py migrate`` once per database URL (later calls are no-ops).
+    ``manage.py migrate`` once per database URL (later calls are no-ops); on PostgreSQL the
+    migrated schema is cached per version of the code and loaded with psql next time.
 ``OpenlineServer(env, port, workers=2)``
     ``start()`` runs ``migrate(env)`` then uvicorn with ``openline.asgi:application`` and the
     options ``manage.py serve`` uses (DEBUG off), and waits for ``/healthz``; ``url``,
