@@ -39,9 +39,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    # Before django_tasks_db: its ``db_worker`` command is Openline's, which outlives a
+    # database outage (core/management/commands/db_worker.py).
+    "openline.core",
     "django_tasks",
     "django_tasks_db",
-    "openline.core",
     "openline.accounts",
     "openline.openchannels",
     "openline.consent",
