@@ -54,6 +54,8 @@ EXEMPT_PREFIXES = ("/healthz", "/readyz", "/static/")
 
 _READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 _DISK_FULL_SQLSTATE = "53100"  # disk_full
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+_DOWN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def _chain(exc: BaseException | None):
@@ -80,6 +82,13 @@ def classify(exc: BaseException | None) -> str | None:
                 return READ_ONLY
             if "full" in text:
                 return FULL
+    for item in _chain(exc):
+        sqlstate = getattr(item, "sqlstate", None)
+        if sqlstate:
+            # PostgreSQL answered: an outage only if it says it cannot serve (connection
+            # exceptions, shutting down, too many connections); a deadlock, a serialization
+            # failure or a statement timeout is the query's problem, not an outage.
+            return DOWN if sqlstate.startswith("08") or sqlstate in _DOWN_SQLSTATES else None
     for item in _chain(exc):
         if isinstance(item, OperationalError | InterfaceError):
             return DOWN

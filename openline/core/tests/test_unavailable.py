@@ -53,6 +53,13 @@ def _wrapped(django_error, cause: BaseException) -> BaseException:
         ),
         (RedisConnectionError("Error 111 connecting"), unavailable.REALTIME),
         (_wrapped(InternalError, psycopg.errors.InFailedSqlTransaction("aborted")), None),
+        (_wrapped(OperationalError, psycopg.errors.AdminShutdown("terminating")), "database"),
+        (_wrapped(OperationalError, psycopg.errors.TooManyConnections("too many")), "database"),
+        (_wrapped(OperationalError, psycopg.OperationalError("connection refused")), "database"),
+        # A deadlock or a statement timeout is the query's problem, not an outage.
+        (_wrapped(OperationalError, psycopg.errors.DeadlockDetected("deadlock")), None),
+        (_wrapped(OperationalError, psycopg.errors.SerializationFailure("retry")), None),
+        (_wrapped(OperationalError, psycopg.errors.QueryCanceled("timeout")), None),
         (IntegrityError("duplicate key"), None),
         (ValueError("not an outage"), None),
     ],
