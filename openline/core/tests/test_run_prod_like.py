@@ -90,9 +90,10 @@ def test_run_prod_like_starts_two_web_processes_and_a_worker_and_stops_them_all(
 
     base1, base2 = f"http://127.0.0.1:{web1}", f"http://127.0.0.1:{web2}"
     try:
-        _wait_for(lambda: "Openline is running" in output(), 180, "startup", output)
+        # The command announces itself once both web processes answer.
+        _wait_for(lambda: "Openline is running" in output(), 300, "startup", output)
         for base in (base1, base2):
-            _wait_for(lambda base=base: _answers(base + "/healthz"), 60, base, output)
+            assert _answers(base + "/healthz"), output()
         printed = output()
         assert f"{base1}/console/" in printed and f"{base2}/console/" in printed
         assert f"http://127.0.0.1:{demo}/" in printed
@@ -103,7 +104,9 @@ def test_run_prod_like_starts_two_web_processes_and_a_worker_and_stops_them_all(
         missing = httpx.get(base1 + "/no-such-page/", timeout=10)
         assert missing.status_code == 404 and "URLconf" not in missing.text
         # The demo website embeds the demo channel's chat from the first web process.
-        page = httpx.get(f"http://127.0.0.1:{demo}/", timeout=10)
+        demo_url = f"http://127.0.0.1:{demo}/"
+        _wait_for(lambda: _answers(demo_url), 60, "the demo website", output)
+        page = httpx.get(demo_url, timeout=10)
         assert page.status_code == 200 and f"127.0.0.1:{web1}" in page.text
         # The demo logins were printed; a session made on web 1 works on web 2.
         logins = json.loads((tmp_path / "demo-logins.json").read_text())

@@ -32,6 +32,8 @@ from openline.core.serving import BindError, base_url, bind, demo_host, page_url
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/openline"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Seconds the web processes may take to answer /healthz before the start counts as failed.
+READY_WAIT = 180
 ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -164,8 +166,33 @@ class Command(BaseCommand):
                 ("demo website", subprocess.Popen(demo, cwd=ROOT, env=env, pass_fds=[demo_fd]))
             )
             demo_socket.sock.close()
+        self._wait_until_serving(host, ports, procs)
         self._announce(host, ports, options["demo_port"], var_dir, database_url, redis_url)
         self._supervise(procs)
+
+    def _wait_until_serving(self, host, ports, procs) -> None:
+        """Announce only once every web process answers (importing the app takes a while)."""
+        import httpx
+
+        pending = [base_url(host, port) for port in ports]
+        deadline = time.monotonic() + READY_WAIT
+        try:
+            while pending:
+                exited = [name for name, proc in procs if proc.poll() is not None]
+                if exited or time.monotonic() > deadline:
+                    problem = f"the {exited[0]} exited" if exited else "no answer in time"
+                    self._stop(procs)
+                    raise CommandError(f"Openline did not start: {problem}.")
+                try:
+                    if httpx.get(pending[0] + "/healthz", timeout=2).status_code == 200:
+                        pending.pop(0)
+                        continue
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+        except KeyboardInterrupt:
+            self._stop(procs)
+            raise
 
     def _announce(self, host, ports, demo_port, var_dir: Path, database_url, redis_url) -> None:
         """Print where everything listens and the demo logins."""
@@ -188,20 +215,25 @@ class Command(BaseCommand):
         out.write("Press Ctrl+C to stop everything.\n")
         out.flush()
 
+    @staticmethod
+    def _stop(procs: list[tuple[str, subprocess.Popen]]) -> None:
+        """Terminate every process; kill what has not stopped after 15 s."""
+        for _name, proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 15
+        for _name, proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     def _supervise(self, procs: list[tuple[str, subprocess.Popen]]) -> None:
         """Wait until Ctrl+C, SIGTERM or any process exits; then stop them all."""
 
         def stop(*_):
-            for _name, proc in procs:
-                if proc.poll() is None:
-                    proc.terminate()
-            deadline = time.monotonic() + 15
-            for _name, proc in procs:
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            self._stop(procs)
 
         signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
         exited = None
