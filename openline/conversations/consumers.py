@@ -85,12 +85,18 @@ class OperatorConsumer(JsonFrameConsumer):
                 self.groups_joined.append(group)
 
     async def _groups(self) -> list[str]:
-        return [events.channel_group(pk) for pk in await self._channel_ids()]
+        return self._channel_groups(await self._channel_ids())
+
+    def _channel_groups(self, channel_ids: list[int]) -> list[str]:
+        # Administrators follow every channel through their one group (an access group):
+        # joining each channel's group would cost a subscription per channel per socket.
+        if self.user.role == Role.ADMINISTRATOR:
+            return []
+        return [events.channel_group(pk) for pk in channel_ids]
 
     @db_async
     def _channel_ids(self) -> list[int]:
         if self.user.role == Role.ADMINISTRATOR:
-            # Every channel's group, so one send per event reaches operators and administrators.
             return list(OpenChannel.objects.values_list("pk", flat=True))
         return list(self.user.open_channels.values_list("pk", flat=True))
 
@@ -182,7 +188,7 @@ class OperatorConsumer(JsonFrameConsumer):
         if await self._refused() is not None:
             return
         channels = sorted(await self._channel_ids())
-        wanted = {events.channel_group(pk) for pk in channels} | set(self._access_groups())
+        wanted = set(self._channel_groups(channels)) | set(self._access_groups())
         for group in [g for g in self.groups_joined if g not in wanted]:
             await events.leave_group(self.channel_layer, group, self.channel_name)
             self.groups_joined.remove(group)
@@ -204,17 +210,26 @@ class OperatorConsumer(JsonFrameConsumer):
     async def _write(self, frame: dict, action: Callable, echo: Callable[[Any], dict]) -> None:
         """Run a writing action (reply, note) on the frame's conversation.
 
-        A repeated ``client_id`` creates nothing; the stored item is sent back with ``echo``.
+        The stored item is confirmed to this socket directly, with the event the other staff
+        sockets get (or ``echo`` for a repeated ``client_id``, which creates nothing).
         """
         conversation = await self._conversation(frame)
-        item, created = await db_async(action, parallel=True)(
-            conversation=conversation,
-            actor=self.user,
-            text=frame.get("text"),
-            client_id=frame.get("client_id") or "",
-        )
-        if not created:
+        answer = events.Answer(self.channel_name)
+        sender = events.SENDER.set(answer)
+        try:
+            item, created = await db_async(action, parallel=True)(
+                conversation=conversation,
+                actor=self.user,
+                text=frame.get("text"),
+                client_id=frame.get("client_id") or "",
+            )
+        finally:
+            events.SENDER.reset(sender)
+        texts = answer.texts("operators")
+        if not texts:
             await self.send_json(echo(item))
+        for text in texts:
+            await self.send(text_data=text)
 
     async def frame_reply(self, frame: dict) -> None:
         await self._write(

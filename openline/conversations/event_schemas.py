@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from openline.conversations.events import CHANNEL_GROUP_PREFIX, VISITOR_GROUP_PREFIX
+from openline.conversations.events import ADMINISTRATORS, CHANNEL_GROUP_PREFIX, VISITOR_GROUP_PREFIX
 from openline.conversations.models import ConversationStatus, DeliveryState, SenderKind
 
 OPERATORS = "operators"
@@ -211,7 +211,7 @@ def register(schema: EventSchema) -> EventSchema:
 
 def audience_of(group: str) -> str:
     """Tell who a channel-layer group reaches: the operators of a channel or one client."""
-    if group.startswith(CHANNEL_GROUP_PREFIX):
+    if group.startswith(CHANNEL_GROUP_PREFIX) or group == ADMINISTRATORS:
         return OPERATORS
     if group.startswith(VISITOR_GROUP_PREFIX):
         return VISITOR

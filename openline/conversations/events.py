@@ -8,21 +8,51 @@ still be rolled back. ``openline.conversations.event_schemas`` describes every e
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from contextvars import ContextVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from openline.accounts.avatars import avatar_url
+from openline.accounts.realtime import ADMINISTRATORS_GROUP
 from openline.conversations import naming
 
 logger = logging.getLogger(__name__)
 
+# A channel-layer message carries events already serialised, once, as the JSON text the
+# websockets send: {"type": EVENT_TYPE, "text": ..., "origin": ...}, or a batch
+# {"type": BATCH_TYPE, "texts": [...], "origins": [...]}. ``origin`` is the channel name of the
+# socket that caused the event and was answered directly (see ``SENDER``); it skips its copy.
 EVENT_TYPE = "openline.event"
 # Who receives an event is told by its group; ``event_schemas`` checks each audience's shape.
 VISITOR_GROUP_PREFIX = "visitor."
 CHANNEL_GROUP_PREFIX = "inbox.ch."
+# Administrators follow every Open Channel through this one group (they join no channel group).
+ADMINISTRATORS = ADMINISTRATORS_GROUP
+
+
+class Answer:
+    """What the socket whose frame is being handled is told directly, in commit order.
+
+    The consumer sets ``SENDER`` to one around a writing action (a message, a reply, a note):
+    every event that action publishes is also left here, serialised, and the copies Redis
+    brings back to this socket (their ``origin``) are skipped. So the sender learns its message
+    is stored without waiting for the channel layer, and sees nothing twice.
+    """
+
+    def __init__(self, channel_name: str) -> None:
+        self.channel_name = channel_name
+        self.events: list[tuple[str, str]] = []  # (audience "visitor"/"operators", JSON text)
+
+    def texts(self, audience: str) -> list[str]:
+        """Return the events for ``audience`` (the answering socket's kind), in order."""
+        return [text for kind, text in self.events if kind == audience]
+
+
+SENDER: ContextVar[Answer | None] = ContextVar("openline_event_sender", default=None)
 
 
 def visitor_group(visitor) -> str:
@@ -33,6 +63,16 @@ def visitor_group(visitor) -> str:
 def channel_group(channel_id: int) -> str:
     """Name the group of the operators of one Open Channel."""
     return f"{CHANNEL_GROUP_PREFIX}{channel_id}"
+
+
+def staff_groups(channel_id: int) -> list[str]:
+    """Name the groups an operators' event goes to: the channel's operators and all administrators."""
+    return [channel_group(channel_id), ADMINISTRATORS]
+
+
+def encode(event: dict) -> str:
+    """Serialise an event as the websockets send it (compact JSON)."""
+    return json.dumps(event, separators=(",", ":"))
 
 
 async def leave_group(layer, group: str, channel_name: str) -> None:
@@ -97,14 +137,18 @@ def conversation_payload(conversation, *, unread: int | None = None, known=_RESO
 
 
 def publish_after_commit(*, conversation, operators: dict | None, visitor: dict | None) -> None:
-    """Send ``operators`` to the channel's inbox groups and ``visitor`` to the visitor, after commit."""
+    """Send ``operators`` to the channel's staff groups and ``visitor`` to the visitor, after commit.
+
+    While a consumer answers its own frame (``SENDER``), that socket gets these events from
+    the consumer and skips the copies that come back through Redis.
+    """
     groups: list[tuple[str, dict]] = []
     if operators is not None:
-        # Administrators join every channel's group, so one send reaches all staff.
-        groups.append((channel_group(conversation.channel_id), operators))
+        groups += [(group, operators) for group in staff_groups(conversation.channel_id)]
     if visitor is not None:
         groups.append((visitor_group(conversation.visitor), visitor))
-    transaction.on_commit(lambda: send_now(groups))
+    answer = SENDER.get()
+    transaction.on_commit(lambda: send_now(groups, answer=answer))
 
 
 class _Publisher:
@@ -127,13 +171,13 @@ class _Publisher:
     async def _drain(self) -> None:
         layer = get_channel_layer()
         while True:
-            batches: dict[str, list[dict]] = {}
+            batches: dict[str, list[tuple[str, str]]] = {}
             pending = [await self.queue.get()]
             while not self.queue.empty() and len(pending) < MAX_BATCH:
                 pending.append(self.queue.get_nowait())
-            for groups in pending:
-                for group, event in groups:
-                    batches.setdefault(group, []).append(event)
+            for items in pending:
+                for group, text, origin in items:
+                    batches.setdefault(group, []).append((text, origin))
             await _send_batches(layer, batches)
 
 
@@ -152,22 +196,32 @@ MAX_BATCH = 200
 BATCH_TYPE = "openline.events"
 
 
-async def _send_batches(layer, batches: dict[str, list[dict]]) -> None:
+async def _send_batches(layer, batches: dict[str, list[tuple[str, str]]]) -> None:
     results = await asyncio.gather(
-        *(
-            layer.group_send(group, {"type": EVENT_TYPE, "event": events[0]})
-            if len(events) == 1
-            else layer.group_send(group, {"type": BATCH_TYPE, "events": events})
-            for group, events in batches.items()
-        ),
+        *(layer.group_send(group, layer_message(items)) for group, items in batches.items()),
         return_exceptions=True,
     )
     _log_failures(results)
 
 
-async def _send_all(layer, groups: list[tuple[str, dict]]) -> None:
+def layer_message(items: list[tuple[str, str]]) -> dict:
+    """Build the channel-layer message for serialised events ``(text, origin)`` to one group."""
+    if len(items) == 1:
+        text, origin = items[0]
+        return {"type": EVENT_TYPE, "text": text, "origin": origin}
+    return {
+        "type": BATCH_TYPE,
+        "texts": [text for text, _ in items],
+        "origins": [origin for _, origin in items],
+    }
+
+
+async def _send_all(layer, items: list[tuple[str, str, str]]) -> None:
     results = await asyncio.gather(
-        *(layer.group_send(group, {"type": EVENT_TYPE, "event": event}) for group, event in groups),
+        *(
+            layer.group_send(group, layer_message([(text, origin)]))
+            for group, text, origin in items
+        ),
         return_exceptions=True,
     )
     _log_failures(results)
@@ -180,10 +234,28 @@ def _log_failures(results) -> None:
             logger.warning("channel layer send failed: %s", type(result).__name__)
 
 
-def send_now(groups: list[tuple[str, dict]]) -> None:
-    """Send events to groups; used for ephemeral events and by on_commit."""
+def send_now(groups: list[tuple[str, dict]], *, answer: Answer | None = None) -> None:
+    """Send events to groups; used for ephemeral events and by on_commit.
+
+    Each event is serialised here, once, however many groups and sockets it reaches. With an
+    ``answer`` the sending socket gets its copy from the consumer, not through Redis.
+    """
     if not groups:
         return
+    origin = answer.channel_name if answer is not None else ""
+    texts: dict[int, str] = {}
+    answered: set[tuple[int, str]] = set()
+    items = []
+    for group, event in groups:
+        text = texts.get(id(event))
+        if text is None:
+            text = texts[id(event)] = encode(event)
+        items.append((group, text, origin))
+        if answer is not None:
+            audience = "visitor" if group.startswith(VISITOR_GROUP_PREFIX) else "operators"
+            if (id(event), audience) not in answered:
+                answered.add((id(event), audience))
+                answer.events.append((audience, text))
     publisher = _publisher
     if publisher is not None and publisher.usable():
         try:
@@ -191,10 +263,10 @@ def send_now(groups: list[tuple[str, dict]]) -> None:
         except RuntimeError:
             running = None
         if running is publisher.loop:
-            publisher.queue.put_nowait(groups)
+            publisher.queue.put_nowait(items)
         else:
-            publisher.loop.call_soon_threadsafe(publisher.queue.put_nowait, groups)
+            publisher.loop.call_soon_threadsafe(publisher.queue.put_nowait, items)
         return
     # No server loop in this process (a management command, a task worker, a test).
     layer = get_channel_layer()
-    async_to_sync(_send_all)(layer, groups)
+    async_to_sync(_send_all)(layer, items)

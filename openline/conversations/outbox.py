@@ -116,7 +116,7 @@ def publish_delivery(conversation_id: int, channel_id: int, entries: list[dict])
     if not entries:
         return
     event = {"type": "delivery", "conversation": conversation_id, "messages": entries}
-    groups = [(events.channel_group(channel_id), event)]
+    groups = [(group, event) for group in events.staff_groups(channel_id)]
     transaction.on_commit(lambda: events.send_now(groups))
 
 

@@ -222,12 +222,16 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     async def openline_events(self, message: dict) -> None:
         # A batch of events queued while the publisher was busy ("openline.events").
-        for event in message["events"]:
-            await self.send_json(event)
+        for text, origin in zip(message["texts"], message["origins"], strict=True):
+            if origin != self.channel_name:
+                await self.send(text_data=text)
 
     async def openline_event(self, message: dict) -> None:
         # Channels maps the group message type "openline.event" (EVENT_TYPE) to this method.
-        await self.send_json(message["event"])
+        # The event is JSON text already (serialised once by the publisher); the socket that
+        # caused it was answered directly and skips its copy.
+        if message["origin"] != self.channel_name:
+            await self.send(text_data=message["text"])
 
 
 def _client_id(frame: dict) -> str:

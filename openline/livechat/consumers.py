@@ -192,6 +192,9 @@ class VisitorConsumer(JsonFrameConsumer):
             conversation_id = int_field(frame, "conversation")
         raw_url = frame.get("page_url")
         page_url = raw_url if isinstance(raw_url, str) else ""
+        # This socket is answered directly with what the action publishes (events.SENDER).
+        answer = events.Answer(self.channel_name)
+        sender = events.SENDER.set(answer)
         try:
             message, created = await db_async(flows.visitor_send, parallel=True)(
                 channel=self.channel_obj,
@@ -206,9 +209,14 @@ class VisitorConsumer(JsonFrameConsumer):
             if exc.code == "consent_required":
                 exc.extra.update(await db_async(self._offer)())
             raise
-        if not created:
+        finally:
+            events.SENDER.reset(sender)
+        texts = answer.texts("visitor")
+        if not texts:
             # A resent frame: confirm it to this connection only; others already have it.
             await self.send_json({"type": "message", "message": events.message_payload(message)})
+        for event in texts:
+            await self.send(text_data=event)
 
     def _offer(self) -> dict:
         return {

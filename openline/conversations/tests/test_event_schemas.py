@@ -102,6 +102,7 @@ def test_groups_tell_the_audience():
     visitor = Visitor(channel_id=1, origin=VisitorOrigin.LIVECHAT)
 
     assert event_schemas.audience_of(events.channel_group(3)) == OPERATORS
+    assert event_schemas.audience_of(events.ADMINISTRATORS) == OPERATORS
     assert event_schemas.audience_of(events.visitor_group(visitor)) == VISITOR
     with pytest.raises(SchemaError):
         event_schemas.audience_of("staff.user.1")
@@ -319,10 +320,13 @@ def test_typing_reaches_the_other_side_at_once(chat, sender, audience):
         expected_types=["typing"],
     )
 
-    (published,) = done.events
+    (published,) = done.of_type("typing")
     assert published.audience == audience
     # Ephemeral: nothing is stored, so it does not wait for a commit.
     assert published.before_commit
+    # Operators' events reach the channel's group and the administrators' one group.
+    staff = [p.group for p in done.events if p.audience == OPERATORS]
+    assert staff == ([] if audience == VISITOR else events.staff_groups(chat.channel_id))
 
 
 # ----- the live chat flows -------------------------------------------------------------------

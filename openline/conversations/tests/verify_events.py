@@ -48,12 +48,18 @@ class Verified(Generic[T]):
     events: list[Published] = field(default_factory=list)
 
     def to(self, audience: str) -> list[dict]:
-        """Return the events ``audience`` received, in order."""
-        return [p.event for p in self.events if p.audience == audience]
+        """Return the events ``audience`` received, in order (the administrators' copy once)."""
+        return [
+            p.event
+            for p in self.events
+            if p.audience == audience and p.group != events.ADMINISTRATORS
+        ]
 
     def of_type(self, kind: str) -> list[Published]:
         """Return the deliveries of events of type ``kind``."""
-        return [p for p in self.events if p.event["type"] == kind]
+        return [
+            p for p in self.events if p.event["type"] == kind and p.group != events.ADMINISTRATORS
+        ]
 
 
 def verify_action(action: Callable[[], T], *, expected_types: Sequence[str]) -> Verified[T]:
@@ -62,10 +68,10 @@ def verify_action(action: Callable[[], T], *, expected_types: Sequence[str]) -> 
     publications: list[tuple[bool, list[tuple[str, dict, str]]]] = []
     send_for_real = events.send_now
 
-    def record(groups: list[tuple[str, dict]]) -> None:
+    def record(groups: list[tuple[str, dict]], **kwargs) -> None:
         # As JSON text, as the websockets send it (and a copy the layer cannot change).
         publications.append((not committed, [(g, e, json.dumps(e)) for g, e in groups]))
-        send_for_real(groups)
+        send_for_real(groups, **kwargs)
 
     with (
         mock.patch.object(events, "send_now", record),
@@ -81,6 +87,10 @@ def verify_action(action: Callable[[], T], *, expected_types: Sequence[str]) -> 
             assert json.loads(text) == original, (
                 f"not plain JSON (tuples, non-string keys): {original}"
             )
+        # Administrators follow every channel through one group: they get what its operators get.
+        channel_texts = [t for g, _, t in groups if g.startswith(events.CHANNEL_GROUP_PREFIX)]
+        admin_texts = [t for g, _, t in groups if g == events.ADMINISTRATORS]
+        assert channel_texts == admin_texts, "an operators' event did not reach the administrators"
         kinds = {event.get("type") if isinstance(event, dict) else None for _, event in sent}
         assert len(kinds) == 1, f"one publication carries several event types: {sorted(kinds)}"
         for group, event in sent:
