@@ -1,5 +1,6 @@
 """ASGI entry point: one application for HTTP and websockets."""
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openline.settings")
@@ -21,3 +22,9 @@ disable_uvicorn_proxy_headers()
 application = TrustedProxyMiddleware(
     WidgetStartFastPath(WebhookFastPath(build_application(django_asgi_app)))
 )
+
+# Everything loaded by now lives as long as the process (Django, the apps, the URLconf): move it
+# out of the collector's sight. A full collection then walks only what requests and sockets
+# create, instead of pausing the event loop for ~120,000 long-lived objects (a chat tail-latency
+# cause: tens of ms on an idle machine, hundreds on a busy one).
+gc.freeze()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from openline.accounts.models import Role
 from openline.conversations import events, signals
+from openline.conversations.actions import store_pg
 from openline.conversations.actions.common import (
     ActionError,
     check_text,
@@ -73,6 +74,20 @@ def receive_into(
     check_resent: bool = True,
 ) -> tuple[Message, bool]:
     """Store a checked client message in the visitor's own conversation; run inside a transaction."""
+    if connection.vendor == "postgresql":
+        # One statement checks, stores and notes the message (store_pg); when it stores
+        # nothing, the ORM path below tells why (not found, closed, resent).
+        stored = store_pg.store_visitor_message(
+            conversation_id=conversation_id, visitor=visitor, text=text, client_id=client_id
+        )
+        if stored is not None:
+            message, conversation = stored
+            conversation.visitor = visitor
+            if channel is not None and channel.pk == conversation.channel_id:
+                conversation.channel = channel
+            signals.message_stored.send(sender=Message, message=message, conversation=conversation)
+            publish_message(conversation, message)
+            return message, True
     # One locked read of the conversation, no savepoints: this is the hot path of every chat.
     found = list(
         Conversation.objects.select_for_update(of=("self",))
@@ -244,9 +259,8 @@ def mark_read(*, conversation: Conversation, reader: str, up_to: int) -> int:
 def signal_typing(*, conversation: Conversation, sender: str, name: str = "") -> None:
     """Tell the other side someone is typing; ephemeral, nothing is stored."""
     event = {"type": "typing", "conversation": conversation.id, "sender": sender, "name": name}
-    groups = []
     if sender == SenderKind.OPERATOR:
-        groups.append((events.visitor_group(conversation.visitor), event))
+        groups = [(events.visitor_group(conversation.visitor), event)]
     else:
-        groups.append((events.channel_group(conversation.channel_id), event))
+        groups = [(group, event) for group in events.staff_groups(conversation.channel_id)]
     events.send_now(groups)
