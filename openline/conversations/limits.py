@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 # A rate check sits on the request path (and on the websocket's event loop): fail fast.
-REDIS_TIMEOUT = 0.25
+REDIS_TIMEOUT = 0.5
 # After a failure, count in the process for this long before asking Redis again.
 REDIS_RETRY_AFTER = 5.0
 

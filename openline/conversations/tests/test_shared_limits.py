@@ -110,7 +110,7 @@ def test_unreachable_redis_falls_back_to_counting_in_the_process_quickly(dead_re
     started = time.monotonic()
     for _ in range(200):
         limiter.allow("other")
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 0.5
 
 
 def test_counting_is_shared_again_once_redis_answers(settings, redis_cache, monkeypatch):
