@@ -10,9 +10,10 @@ Nothing is half-written: each write runs in one transaction, which the failure r
 
 Failing fast: while PostgreSQL is down, psycopg's pool makes each request wait its whole
 ``timeout`` for a connection, and Django runs sync views one at a time per process, so
-requests would queue behind each other's waits. The first failure trips a per-process
-breaker instead: until a probe connection (every ``PROBE_EVERY`` seconds, in a thread of its
-own) reaches the database again, requests are answered 503 at once. The breaker only
+requests would queue behind each other's waits. The first failure starts a probe connection
+(in a thread of its own); if it cannot reach the database either, a per-process breaker opens:
+until the probe (every ``PROBE_EVERY`` seconds) reaches the database again, requests are
+answered 503 at once. A busy pool whose probe succeeds opens nothing. The breaker only
 opens for a database that cannot be reached; a read-only or full database still serves reads.
 """
 
@@ -171,6 +172,7 @@ class Breaker:
         self._lock = threading.Lock()
         self._open_since: float | None = None
         self._thread: threading.Thread | None = None
+        self._checking = False
 
     @property
     def is_open(self) -> bool:
@@ -187,6 +189,30 @@ class Breaker:
                 target=self._watch, name="openline-db-breaker", daemon=True
             )
             self._thread.start()
+
+    def suspect(self) -> None:
+        """A request failed as if the database were down: probe it now, open if it is.
+
+        A pool timeout may only mean a busy pool (connections slow to open on a loaded
+        machine); opening the breaker then would refuse everything for nothing.
+        """
+        with self._lock:
+            if self._open_since is not None or self._checking:
+                return
+            self._checking = True
+        threading.Thread(target=self._check, name="openline-db-check", daemon=True).start()
+
+    def _check(self) -> None:
+        try:
+            self.probe()
+            down = False
+        except Exception:  # noqa: BLE001 - any failure: the database does not answer
+            down = True
+        finally:
+            connections.close_all()
+            self._checking = False
+        if down:
+            self.trip()
 
     def reset(self) -> None:
         """Close the breaker (tests; the probe thread does it when the database answers)."""
@@ -225,7 +251,7 @@ def note_failure(exc: BaseException | None) -> str | None:
     """Classify ``exc``; an unreachable PostgreSQL opens the breaker. Return the reason."""
     reason = classify(exc)
     if reason == DOWN and _postgresql():
-        breaker.trip()
+        breaker.suspect()
     elif reason in (READ_ONLY, FULL):
         _refusals[reason] = time.monotonic()
     return reason

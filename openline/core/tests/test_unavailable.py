@@ -86,6 +86,24 @@ def test_breaker_opens_on_failure_and_closes_when_the_probe_reaches_the_database
     assert answers == []
 
 
+def test_a_failure_opens_the_breaker_only_when_the_probe_cannot_reach_the_database_either():
+    def reachable():
+        return False
+
+    def unreachable():
+        raise OperationalError("connection refused")
+
+    for probe, opens in ((reachable, False), (unreachable, True)):
+        breaker = unavailable.Breaker(probe=probe, every=60)
+        breaker.suspect()
+        deadline = time.monotonic() + 5
+        while breaker._checking and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert breaker.is_open is opens, probe.__name__
+        breaker.reset()
+
+
 @pytest.fixture
 def open_breaker(monkeypatch):
     """The database is known down in this process (the probe never reaches it)."""
