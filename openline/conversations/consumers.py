@@ -196,8 +196,11 @@ class OperatorConsumer(JsonFrameConsumer):
         # Tells the inbox (and tests) that the change is in effect.
         await self.send_json({"type": "channels", "channels": channels})
 
-    @db_async
-    def _conversation(self, frame: dict) -> Conversation:
+    async def _conversation(self, frame: dict) -> Conversation:
+        # Frame work runs in the frames' thread pool: queued behind no page or other socket.
+        return await db_async(self._find_conversation, parallel=True)(frame)
+
+    def _find_conversation(self, frame: dict) -> Conversation:
         conversation_id = int_field(frame, "conversation")
         conversation = visible_conversations(self.user).filter(pk=conversation_id).first()
         if conversation is None:
@@ -247,19 +250,19 @@ class OperatorConsumer(JsonFrameConsumer):
 
     async def frame_typing(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        await db_async(actions.signal_typing)(
+        await db_async(actions.signal_typing, parallel=True)(
             conversation=conversation, sender=SenderKind.OPERATOR, name=str(self.user)
         )
 
     async def frame_delivered(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        await db_async(actions.mark_delivered)(
+        await db_async(actions.mark_delivered, parallel=True)(
             conversation=conversation, reader=SenderKind.OPERATOR, up_to=int_field(frame, "up_to")
         )
 
     async def frame_read(self, frame: dict) -> None:
         conversation = await self._conversation(frame)
-        await db_async(actions.mark_read)(
+        await db_async(actions.mark_read, parallel=True)(
             conversation=conversation, reader=SenderKind.OPERATOR, up_to=int_field(frame, "up_to")
         )
 

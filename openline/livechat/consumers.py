@@ -260,8 +260,11 @@ class VisitorConsumer(JsonFrameConsumer):
         )
         await self.send_json({"type": "withdrawn", "record": str(record.uuid)})
 
-    @db_async
-    def _conversation(self, frame: dict, open_only: bool = False):
+    async def _conversation(self, frame: dict, open_only: bool = False):
+        # Frame work runs in the frames' thread pool: queued behind no page or other socket.
+        return await db_async(self._find_conversation, parallel=True)(frame, open_only)
+
+    def _find_conversation(self, frame: dict, open_only: bool = False):
         conversation_id = int_field(frame, "conversation")
         conversations = Conversation.objects.filter(visitor=self.visitor, channel=self.channel_obj)
         if open_only:
