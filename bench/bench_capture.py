@@ -186,7 +186,7 @@ def _seed(env: dict) -> dict:
     raise RuntimeError(f"seeding failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
 
 
-def _wait_http(port: int, path: str = "/healthz", seconds: float = 60) -> None:
+def _wait_http(port: int, path: str = "/healthz", seconds: float = 180) -> None:
     import httpx
 
     deadline = time.monotonic() + seconds
