@@ -334,7 +334,7 @@ def _wait_sealed(pg: PrivatePostgres, timeout: float = 60) -> tuple[int, int]:
 
 
 def run(args) -> list[dict]:
-    count = 300 if args.quick else 1200
+    count = 300 if args.quick else 800
     run_id = uuid.uuid4().hex[:6]
     pg = PrivatePostgres(free_port(18530, 18539)).start()
     redis = PrivateRedis(free_port(18570, 18579)).start()
