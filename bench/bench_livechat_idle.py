@@ -226,6 +226,7 @@ def run(args) -> list[dict]:
         seed,
         start_workers,
         storm,
+        worker_pids,
     )
 
     target = 2_000 if args.quick else 20_000
@@ -272,6 +273,7 @@ def run(args) -> list[dict]:
             storm(port, path, firsts[:warm], processes=1, concurrency=CONCURRENCY)
             time.sleep(1.0)
             baseline = _rss_sum(server.pid)
+            before = set(worker_pids(server.pid))
             result = storm(
                 port,
                 path,
@@ -280,6 +282,7 @@ def run(args) -> list[dict]:
                 concurrency=CONCURRENCY,
                 rss_of=lambda: _rss_sum(server.pid),
             )
+            result["restarts"] = len(before - set(worker_pids(server.pid)))
         finally:
             stop(server)
     return _rows(target, workers, bare, result, baseline, expected_missed, setup_seconds)
@@ -346,12 +349,19 @@ def _rows(target, workers, bare, result, baseline, expected_missed, setup_second
             "value": round(per_socket, 1),
             "unit": "KB",
             "target": "<= 50 KB",
-            "ok": 0 < per_socket <= 50,
+            "ok": 0 < per_socket <= 50 and not result["restarts"],
         },
         {
-            "name": "held sockets answering ping (sample)",
-            "value": result["alive"],
+            "name": "sockets still open when the storm was over / sample answering ping",
+            "value": f"{result['still_open']} / {result['alive']}",
             "unit": "sockets",
+        },
+        {
+            # uvicorn's supervisor kills a worker that misses its 5 s health check (a starved
+            # machine); its sockets then reconnect too, so the figure is worth seeing.
+            "name": "server workers restarted during the storm",
+            "value": result["restarts"],
+            "unit": "workers",
         },
         {
             "name": "client CPU time (all client processes; Openline storm, ceiling storm)",

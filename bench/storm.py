@@ -298,7 +298,8 @@ async def _storm_async(port, path, firsts, concurrency, go, results, release, al
         }
     )
     await loop.run_in_executor(None, release.wait)
-    alive_q.put(await wsclient.pings(held, sample=100))
+    still_open = sum(1 for conn in held if not conn.lost)
+    alive_q.put((await wsclient.pings(held, sample=100), still_open))
     wsclient.close_all(held)
     await asyncio.sleep(0.5)
 
@@ -325,7 +326,8 @@ def storm(
     time.sleep(2.0)
     held_rss = rss_of() if rss_of else 0
     release.set()
-    alive = sum(alive_q.get(timeout=120) for _ in clients)
+    answers = [alive_q.get(timeout=120) for _ in clients]
+    alive, still_open = sum(a for a, _ in answers), sum(o for _, o in answers)
     for client in clients:
         client.join(timeout=60)
     latencies = sorted(x for part in parts for x in part["latencies"])
@@ -344,6 +346,7 @@ def storm(
         "client_cpu": sum(p["cpu"] for p in parts),
         "errors": errors,
         "alive": alive,
+        "still_open": still_open,
         "rss_kb": held_rss,
     }
 

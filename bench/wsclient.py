@@ -53,6 +53,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.on_text: Callable[[bytes], None] | None = None
         self.closed_code: int | None = None
+        self.lost = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -110,6 +111,7 @@ class Connection(asyncio.Protocol):
             self.answered.set_exception(exc)
 
     def connection_lost(self, exc) -> None:
+        self.lost = True
         self._fail(exc or ConnectionError("connection lost"))
 
     def send(self, payload: bytes) -> None:
