@@ -1,4 +1,5 @@
-"""The messengers loop's sweeps: stale sends become uncertain after ``--uncertain-after``."""
+"""The messengers loop's sweeps: stale sends become uncertain after ``--uncertain-after``, and
+consent records whose sealing task was lost (its worker killed) are sealed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from openline.connectors.management.commands import messengers_run
 from openline.connectors.management.commands.messengers_run import Command
+from openline.consent.models import SealBatch
+from openline.consent.services import record_consent
 from openline.conversations import outbox
-from openline.conversations.models import OutboxItem
+from openline.conversations.models import OutboxItem, Visitor
 from openline.conversations.tests.inbound_helpers import client_visitor, receive, with_telegram
 
 pytestmark = pytest.mark.django_db
@@ -49,3 +53,26 @@ def test_a_send_whose_worker_died_is_marked_uncertain_after_the_given_time(chann
     assert item.state == "uncertain"
     assert item.message.delivery_state == "failed"
     assert item.last_error == outbox.UNCERTAIN_NOTE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_seals_records_whose_sealing_task_was_lost(channel, monkeypatch):
+    # No worker runs here: the task enqueued after the commit stands for one that was lost.
+    monkeypatch.setattr(messengers_run, "SEAL_LEFTOVER_AFTER", dt.timedelta(0))
+    visitor = Visitor.objects.create(origin="livechat", channel=channel, name="Vera")
+    record_consent(
+        visitor=visitor,
+        version=channel.agreement.current_version,
+        language="en",
+        state="given",
+        method="clicked_accept",
+        origin="livechat",
+        source_type="website",
+        address="https://example.com/",
+        ip="203.0.113.7",
+        channel=channel,
+    )
+    Command().seal()
+    assert sum(SealBatch.objects.values_list("record_count", flat=True)) == 1
+    Command().seal()  # nothing left: sealed once
+    assert SealBatch.objects.count() == 1

@@ -2,7 +2,8 @@
 
 django-tasks never runs a task again once a worker took it, so a worker killed while sealing
 leaves records unsealed until something else seals them: ``seal_leftovers``, called by the
-periodic sweep of ``messengers_run``, seals what has waited longer than a sealing task takes.
+periodic sweep of ``messengers_run`` (tested in the connectors' tests), seals what has waited
+longer than a sealing task takes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import io
 import pytest
 from django.core.management import call_command
 
-from openline.connectors.management.commands import messengers_run
 from openline.consent.models import SealBatch
 from openline.consent.sealing import seal_leftovers, seal_pending
 
@@ -53,12 +53,4 @@ def test_records_left_unsealed_by_a_killed_run_are_sealed_once(give):
     # Nothing is left, so the next sweep does nothing and seals nothing twice.
     assert seal_leftovers(older_than=dt.timedelta(0)) is None
     assert sealed_count() == 8
-    assert verify() == 0
-
-
-def test_the_messengers_loop_sweeps_unsealed_records(give, monkeypatch):
-    monkeypatch.setattr(messengers_run, "SEAL_LEFTOVER_AFTER", dt.timedelta(0))
-    give(source_id="lost task")
-    messengers_run.Command().seal()
-    assert sealed_count() == 1
     assert verify() == 0
