@@ -21,6 +21,7 @@ from drills.drill_crash import Attempt
 from drills.harness import LiveChatSeed, start_body, widget_start_async
 
 OUTAGE_CODE = "unavailable"
+BACK_OFF = 0.25  # seconds a client waits after a 503
 
 
 @dataclass
@@ -101,7 +102,9 @@ class Load:
             while not self._stopping:
                 await self._one(client, "start" if turn % 2 == 0 else "page")
                 turn += 1
-                await asyncio.sleep(self.pause)
+                # Told to come back later, a client waits a little, as the widget does.
+                refused = self.samples and self.samples[-1].status == 503
+                await asyncio.sleep(BACK_OFF if refused else self.pause)
 
     async def run_until(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self._client(i)) for i in range(self.clients)]
