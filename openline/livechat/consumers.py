@@ -116,9 +116,10 @@ class VisitorConsumer(JsonFrameConsumer):
         if not limits.FRAMES_PER_CONNECTION.allow(self.channel_name):
             await self.send_error("rate_limited", "Too many frames; slow down.")
             return False
+        # The shared (Redis) buckets are asked without blocking the event loop.
         if kind == "message" and not (
-            limits.MESSAGES_PER_VISITOR.allow(self.visitor.public_id.hex)
-            and limits.MESSAGES_PER_IP.allow(self.ip or "unknown")
+            await limits.MESSAGES_PER_VISITOR.aallow(self.visitor.public_id.hex)
+            and await limits.MESSAGES_PER_IP.aallow(self.ip or "unknown")
         ):
             await self.send_error(
                 "rate_limited",
