@@ -37,8 +37,11 @@ SEAL_TASK = "openline.consent.tasks.seal_pending_records"
 
 
 @pytest.fixture(autouse=True)
-def private_cache(settings):
+def private_cache(settings, monkeypatch):
     """A cache of this test's own: the de-duplication key must not be shared with other tests."""
+    # Each process schedules at most one run a second, from memory: a run an earlier test
+    # scheduled a moment ago must not swallow this test's first schedule.
+    monkeypatch.setattr(tasks, "_last_scheduled", 0.0)
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
