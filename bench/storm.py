@@ -227,6 +227,9 @@ def start_workers(env: dict, port: int, workers: int, app: str, factory: bool = 
         "4096",
         "--ws-per-message-deflate",
         "false",
+        # As manage.py serve: a busy worker is not killed by uvicorn's health check.
+        "--timeout-worker-healthcheck",
+        "30",
     ]
     if factory:
         args.append("--factory")

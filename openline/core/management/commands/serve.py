@@ -107,6 +107,11 @@ class Command(BaseCommand):
             "false",
             "--log-level",
             "warning",
+            # A worker busy with a reconnection storm on a loaded machine answers uvicorn's
+            # health check late; killing it (the default after 5 s) would drop its sockets
+            # and start the storm again.
+            "--timeout-worker-healthcheck",
+            "30",
         ]
         # Never reloaded on code changes (DEBUG would): the web server is not either, and a
         # restart abandons the running task.
