@@ -26,5 +26,5 @@ application = TrustedProxyMiddleware(
 # Everything loaded by now lives as long as the process (Django, the apps, the URLconf): move it
 # out of the collector's sight. A full collection then walks only what requests and sockets
 # create, instead of pausing the event loop for ~120,000 long-lived objects (a chat tail-latency
-# cause: tens of ms on an idle machine, hundreds on a busy one).
+# cause: 306 ms for one full collection measured on a busy machine).
 gc.freeze()
