@@ -57,7 +57,13 @@ def _direct_ms(statements: list[tuple[str, tuple]], repeat: int = 5) -> float:
     from django.db import connection
 
     connection.ensure_connection()
-    raw = connection.connection.cursor()
+    if connection.vendor == "sqlite":
+        # Django's own thin cursor class: it only turns %s placeholders into SQLite's ?.
+        from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+
+        raw = connection.connection.cursor(factory=SQLiteCursorWrapper)
+    else:
+        raw = connection.connection.cursor()
     samples = []
     for _ in range(repeat + 1):
         started = time.perf_counter()
