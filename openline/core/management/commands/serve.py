@@ -91,7 +91,9 @@ class Command(BaseCommand):
         web = [
             python,
             "-m",
-            "uvicorn",
+            # uvicorn itself, reading the inherited socket as TCP (TCP_NODELAY on every
+            # connection): see openline/core/uvicorn_run.py.
+            "openline.core.uvicorn_run",
             "openline.asgi:application",
             # The socket bound above: dual-stack for "::", and shared by every worker.
             "--fd",
