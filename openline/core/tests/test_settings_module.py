@@ -52,7 +52,8 @@ def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
     loaded = json.loads(result.stdout)
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert loaded["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
-    assert loaded["cache"] == "django.core.cache.backends.redis.RedisCache"
+    # Django's Redis cache, made never to fail a request while Redis is down (core/cache.py).
+    assert loaded["cache"] == "openline.core.cache.ResilientRedisCache"
 
 
 @pytest.mark.parametrize(
