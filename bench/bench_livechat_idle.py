@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import uvicorn_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -170,29 +172,7 @@ def _setup_main(visitors: int, conversations: int, out: str) -> None:
 def start_server(
     env: dict, port: int, app: str = "openline.asgi:application", factory: bool = False
 ) -> subprocess.Popen:
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--backlog",
-        "4096",
-        # Chat frames are tiny; permessage-deflate would cost ~50 KB of zlib state per socket.
-        "--ws-per-message-deflate",
-        "false",
-    ]
-    if factory:
-        args.append("--factory")
-    process = subprocess.Popen(args, cwd=ROOT, env=env)
+    process = subprocess.Popen(uvicorn_command(app, port=port, factory=factory), cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
     import socket
 

@@ -29,6 +29,7 @@ from bench.common import (
     raw_insert_rate,
     server_env,
     stop_process,
+    uvicorn_command,
     wait_healthy,
 )
 from bench.loadgen import build_request, run_load
@@ -199,29 +200,7 @@ def run(args) -> list[dict]:
         connector = _script(env, SETUP, SECRET, TOKEN)["connector"]
         port = bench_port()
         # Two web workers under uvicorn's own supervisor, as `manage.py serve --workers 2`.
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "openline.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--lifespan",
-                "off",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--backlog",
-                "4096",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
+        server = subprocess.Popen(uvicorn_command(port=port, workers=2), cwd=ROOT, env=env)
         try:
             wait_healthy(port)
             rng = random.Random(9)

@@ -170,36 +170,30 @@ def bench_port() -> int:
     raise RuntimeError("no free port in 18700-18799")
 
 
+def uvicorn_command(
+    app: str = "openline.asgi:application", *, port: int, workers: int = 1, factory: bool = False
+) -> list[str]:
+    """Return uvicorn's command line as ``manage.py serve`` runs it, on 127.0.0.1:``port``, quiet."""
+    args = [
+        *(sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(workers), "--no-proxy-headers", "--no-server-header"),
+        # Chat frames are tiny; permessage-deflate would cost ~50 KB of zlib state per socket.
+        *("--ws-per-message-deflate", "false"),
+        # As manage.py serve: a busy worker is not killed by uvicorn's health check.
+        *("--timeout-worker-healthcheck", "30"),
+        *("--lifespan", "off", "--log-level", "warning", "--no-access-log", "--backlog", "4096"),
+    ]
+    if factory:
+        args.append("--factory")
+    return args
+
+
 def start_openline(
     url: str, port: int, *, workers: int = 1, env: dict | None = None
 ) -> subprocess.Popen:
     """Start the web server as ``manage.py serve`` runs it (uvicorn, DEBUG off) on ``port``."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "openline.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-proxy-headers",
-            "--no-server-header",
-            "--ws-per-message-deflate",
-            "false",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--backlog",
-            "4096",
-        ],
-        cwd=ROOT,
-        env=env or server_env(url),
+        uvicorn_command(port=port, workers=workers), cwd=ROOT, env=env or server_env(url)
     )
     try:
         wait_healthy(port)

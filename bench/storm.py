@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.bench_livechat_idle import ROOT, free_port, raise_fd_limit, rss_kb
+from bench.common import uvicorn_command
 
 # ----- the reconnection storm ---------------------------------------------------------------
 
@@ -207,33 +208,9 @@ def ceiling_app():
 
 def start_workers(env: dict, port: int, workers: int, app: str, factory: bool = False):
     """Start uvicorn with ``workers`` processes (as ``manage.py serve --workers N``)."""
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--lifespan",
-        "off",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--backlog",
-        "4096",
-        "--ws-per-message-deflate",
-        "false",
-        # As manage.py serve: a busy worker is not killed by uvicorn's health check.
-        "--timeout-worker-healthcheck",
-        "30",
-    ]
-    if factory:
-        args.append("--factory")
-    process = subprocess.Popen(args, cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        uvicorn_command(app, port=port, workers=workers, factory=factory), cwd=ROOT, env=env
+    )
     import socket
 
     deadline = time.monotonic() + 60
