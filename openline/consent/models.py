@@ -442,6 +442,9 @@ class VerificationRun(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker's last sign of life while it runs (set at the start and with each progress
+    # report): a run whose worker was killed stops beating and is started again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Progress while running, and the totals when finished.
     batches_checked = models.PositiveBigIntegerField(default=0)
     records_checked = models.PositiveBigIntegerField(default=0)

@@ -8,8 +8,9 @@ the console can warn administrators and auditors when the registry has a problem
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from openline.consent.models import VerificationRun, VerificationSource, VerificationStatus
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 MAX_STORED_PROBLEMS = 100
 ALERT_STATUSES = (VerificationStatus.FAILED, VerificationStatus.ERROR)
+# A run with no sign of life for this long lost its worker (progress is stored every 1,000
+# records, a few times a second); it is queued again.
+STALLED_AFTER = timedelta(minutes=5)
 
 
 def _problems(report: VerifyReport) -> list[dict]:
@@ -68,14 +72,29 @@ def request_verification(*, actor) -> VerificationRun:
     return run
 
 
+def _claim(run_id: int) -> bool:
+    """Mark a queued (or stalled) run as running; False when another worker has it or it ended.
+
+    A conditional UPDATE, so two workers handed the same run (a lost task re-queued while the
+    first copy still waited in the queue) never both verify it.
+    """
+    now = timezone.now()
+    stalled = now - STALLED_AFTER
+    claimable = models.Q(status=VerificationStatus.QUEUED) | models.Q(
+        status=VerificationStatus.RUNNING, heartbeat_at__lt=stalled
+    )
+    return bool(
+        VerificationRun.objects.filter(claimable, pk=run_id).update(
+            status=VerificationStatus.RUNNING, started_at=now, heartbeat_at=now
+        )
+    )
+
+
 def execute_run(*, run_id: int) -> VerificationRun | None:
     """Verify the whole registry for a queued run, storing progress as it goes."""
-    run = VerificationRun.objects.filter(pk=run_id).first()
-    if run is None or run.finished:
-        return run
-    run.status = VerificationStatus.RUNNING
-    run.started_at = timezone.now()
-    run.save(update_fields=["status", "started_at"])
+    if not _claim(run_id):
+        return VerificationRun.objects.filter(pk=run_id).first()
+    run = VerificationRun.objects.get(pk=run_id)
 
     def progress(report: VerifyReport) -> None:
         VerificationRun.objects.filter(pk=run_id).update(
@@ -83,6 +102,7 @@ def execute_run(*, run_id: int) -> VerificationRun | None:
             records_checked=report.checked,
             records_total=report.total_records,
             problem_count=len(report.problems),
+            heartbeat_at=timezone.now(),
         )
 
     try:
@@ -99,6 +119,36 @@ def execute_run(*, run_id: int) -> VerificationRun | None:
     _finish(run, report)
     run.save()
     return run
+
+
+def resume_stalled_runs() -> list[int]:
+    """Queue again the console runs whose task was lost; return their ids.
+
+    A worker killed mid-verification leaves its run "running" with a heartbeat that stopped;
+    a process killed between the commit and the enqueue leaves it "queued" with no task. Both
+    are queued again once they are older than ``STALLED_AFTER`` (a run still waiting behind
+    other tasks may be queued twice: ``_claim`` lets only one copy verify). The periodic sweep
+    of ``manage.py messengers_run`` calls this.
+    """
+    from openline.consent.tasks import verify_registry_in_background
+
+    since = timezone.now() - STALLED_AFTER
+    stalled = VerificationRun.objects.filter(
+        models.Q(status=VerificationStatus.RUNNING, heartbeat_at__lt=since)
+        | models.Q(status=VerificationStatus.QUEUED, created_at__lt=since)
+        & (models.Q(heartbeat_at__isnull=True) | models.Q(heartbeat_at__lt=since)),
+        source=VerificationSource.CONSOLE,
+    )
+    queued = []
+    for run_id in stalled.values_list("pk", flat=True)[:20]:
+        # Stamped so the next sweep waits another STALLED_AFTER before queueing it again.
+        VerificationRun.objects.filter(pk=run_id, status=VerificationStatus.QUEUED).update(
+            heartbeat_at=timezone.now()
+        )
+        log.warning("registry verification %s lost its worker; queued again", run_id)
+        verify_registry_in_background.enqueue(run_id=run_id)
+        queued.append(run_id)
+    return queued
 
 
 def latest_alert() -> VerificationRun | None:

@@ -202,3 +202,60 @@ def test_an_auditor_sees_the_alert_and_verifies_from_the_console_in_a_browser(
     assert str(backdated.uuid) in page.locator("#run-problems").inner_text()
     assert "4 of 4 records" in page.locator("#run-progress").inner_text()
     screenshot(page, "verify-registry-problems")
+
+
+def _stalled_run(administrator, *, status: str, minutes_ago: int) -> VerificationRun:
+    long_ago = timezone.now() - dt.timedelta(minutes=minutes_ago)
+    return VerificationRun.objects.create(
+        created_at=long_ago,
+        requested_by=administrator,
+        status=status,
+        started_at=long_ago if status == "running" else None,
+        heartbeat_at=long_ago if status == "running" else None,
+    )
+
+
+def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes(
+    sealed, administrator, django_capture_on_commit_callbacks
+):
+    from django_tasks_db.models import DBTaskResult
+
+    stalled = _stalled_run(administrator, status="running", minutes_ago=30)
+    lost = _stalled_run(administrator, status="queued", minutes_ago=30)
+    beating = _stalled_run(administrator, status="running", minutes_ago=0)
+    waiting = _stalled_run(administrator, status="queued", minutes_ago=0)
+
+    queued = runs.resume_stalled_runs()
+
+    assert sorted(queued) == sorted([stalled.pk, lost.pk])
+    tasks = DBTaskResult.objects.filter(task_path__endswith="verify_registry_in_background")
+    assert sorted(t.args_kwargs["kwargs"]["run_id"] for t in tasks) == sorted(queued)
+    # A second sweep soon after queues nothing again: the lost run was stamped.
+    lost.refresh_from_db()
+    assert lost.heartbeat_at is not None
+    assert runs.resume_stalled_runs() == [stalled.pk]
+    for run_id in queued:
+        execute_run(run_id=run_id)
+    for run in (stalled, lost):
+        run.refresh_from_db()
+        assert (run.status, run.records_checked) == ("passed", 5)
+    for run in (beating, waiting):
+        run.refresh_from_db()
+        assert run.status in ("running", "queued") and run.finished_at is None
+
+
+def test_a_run_another_worker_is_running_is_not_verified_twice(sealed, administrator, monkeypatch):
+    beating = _stalled_run(administrator, status="running", minutes_ago=0)
+    called = []
+    real = runs.verify_registry
+
+    def counted(**options):
+        called.append(options)
+        return real(**options)
+
+    monkeypatch.setattr(runs, "verify_registry", counted)
+    run = execute_run(run_id=beating.pk)
+    assert called == [] and run is not None and run.status == "running"
+    done = execute_run(run_id=_stalled_run(administrator, status="queued", minutes_ago=0).pk)
+    assert done is not None and done.status == "passed" and len(called) == 1
+    assert execute_run(run_id=done.pk).status == "passed"  # a finished run is left as it is

@@ -2,8 +2,8 @@
 
 The sweeps pick up work whose task was lost (a killed worker leaves its django-tasks row
 "running" for ever): leftover inbound events, due outbox items, stale sends (marked uncertain,
-never resent), due webhook deliveries (their claim is a lease that expires) and unsealed
-consent records.
+never resent), due webhook deliveries (their claim is a lease that expires), unsealed
+consent records and console verifications whose worker stopped.
 
 Several of these may run at once (several hosts): a poller runs only under its connector's
 lease, events are processed under the Connector's row lock, outbox items are claimed by a
@@ -84,6 +84,7 @@ class Command(BaseCommand):
             self.reap,
             self.webhooks,
             self.seal,
+            self.verifications,
         )
         for step in steps:
             try:
@@ -179,6 +180,12 @@ class Command(BaseCommand):
         from openline.consent.sealing import seal_leftovers
 
         seal_leftovers(older_than=SEAL_LEFTOVER_AFTER)
+
+    def verifications(self) -> None:
+        """Queue again registry verifications whose worker was killed (or whose task was lost)."""
+        from openline.consent.runs import resume_stalled_runs
+
+        resume_stalled_runs()
 
     def schedule_purge(self) -> None:
         """Enqueue the unconfirmed-clients retention job once an hour (across processes)."""
