@@ -18,6 +18,9 @@ A private PostgreSQL and Redis, a fake Telegram API and a webhook receiver on lo
     batches written, the rest not). Its task stays "running" for ever (django-tasks never
     retries it); the periodic sweep of ``messengers_run`` seals the rest, each record once,
     and ``consent_verify`` passes.
+(d) **registry verification**: the worker is killed while it verifies the registry for a run
+    started from the console. The run stays "running" with a heartbeat that stopped; the sweep
+    queues it again after ``--verify-stalled-after`` and a worker finishes it ("passed").
 """
 
 from __future__ import annotations
@@ -87,6 +90,17 @@ message, _ = send_reply(conversation=Conversation.objects.get(pk=int(sys.argv[1]
                         actor=User.objects.get(pk=int(sys.argv[2])), text=sys.argv[3])
 print("RESULT" + json.dumps({"message": message.pk}))
 """
+
+VERIFY = r"""
+from openline.accounts.models import User
+from openline.consent.runs import request_verification
+from django.db import transaction
+with transaction.atomic():
+    run = request_verification(actor=User.objects.get(username="drill-operator"))
+print("RESULT" + json.dumps({"run": run.pk}))
+"""
+
+VERIFY_STALLED_AFTER = 5  # messengers_run --verify-stalled-after in the drill (300 s by default)
 
 # Thousands of records at once (clones of the first one, dated in id order), then one seal run.
 MANY_RECORDS = r"""
@@ -218,6 +232,16 @@ def _until(check, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
+def _run_state(pg: PrivatePostgres, run_id: int) -> tuple:
+    """A verification run's status, records checked and finish time."""
+    rows = pg.sql(
+        "SELECT status, records_checked, finished_at FROM consent_verificationrun WHERE id = %s",
+        "openline",
+        [run_id],
+    )
+    return tuple(rows[0]) if rows else ("missing", 0, None)
+
+
 def _state(pg: PrivatePostgres) -> dict:
     def one(sql: str, params=None):
         rows = pg.sql(sql, "openline", params)
@@ -292,6 +316,13 @@ def run(args) -> list[dict]:
         sealer.kill()
         seal_kill = _state(pg)
 
+        # (d): a verification started from the console; kill its worker once it runs.
+        verify_run = run_script(env, VERIFY)["run"]
+        verifier = OpenlineWorker(env).start()
+        _until(lambda: _run_state(pg, verify_run)[0] != "queued", 120, "the verification")
+        verifier.kill()
+        verify_kill = _run_state(pg, verify_run)
+
         # While every worker is dead, the operator answers again.
         run_script(env, REPLY, str(seed["conversation"]), str(seed["operator"]), "Reply B: sorry")
 
@@ -300,7 +331,14 @@ def run(args) -> list[dict]:
         OpenlineWorker(
             env,
             "messengers_run",
-            ("--interval", "0.5", "--uncertain-after", str(UNCERTAIN_AFTER)),
+            (
+                "--interval",
+                "0.5",
+                "--uncertain-after",
+                str(UNCERTAIN_AFTER),
+                "--verify-stalled-after",
+                str(VERIFY_STALLED_AFTER),
+            ),
         ).start()
 
         def settled() -> bool:
@@ -309,6 +347,7 @@ def run(args) -> list[dict]:
                 all(i["state"] in ("sent", "uncertain", "failed") for i in s["items"])
                 and all(d[1] == "delivered" for d in s["deliveries"])
                 and s["sealed"][1] >= s["records"][1]
+                and _run_state(pg, verify_run)[0] in ("passed", "failed", "error")
             )
 
         try:
@@ -396,6 +435,18 @@ def run(args) -> list[dict]:
             ),
             "records": records,
             "batches": batches,
+        }
+    )
+    status, checked, _ = _run_state(pg, verify_run)
+    results.append(
+        {
+            "name": "worker crash: registry verification killed midway",
+            "ok": verify_kill[0] == "running" and verify_kill[2] is None and status == "passed",
+            "detail": (
+                f"killed while the run was {verify_kill[0]} ({verify_kill[1]} records checked);"
+                f" queued again by the sweep after {VERIFY_STALLED_AFTER} s without progress,"
+                f" then {status} with {checked} records checked"
+            ),
         }
     )
     return results

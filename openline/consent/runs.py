@@ -73,18 +73,14 @@ def request_verification(*, actor) -> VerificationRun:
 
 
 def _claim(run_id: int) -> bool:
-    """Mark a queued (or stalled) run as running; False when another worker has it or it ended.
+    """Mark a queued run as running; False when another worker has it or it has ended.
 
-    A conditional UPDATE, so two workers handed the same run (a lost task re-queued while the
-    first copy still waited in the queue) never both verify it.
+    A conditional UPDATE, so two workers handed the same run (a lost task queued again while
+    the first copy still waited in the queue) never both verify it.
     """
     now = timezone.now()
-    stalled = now - STALLED_AFTER
-    claimable = models.Q(status=VerificationStatus.QUEUED) | models.Q(
-        status=VerificationStatus.RUNNING, heartbeat_at__lt=stalled
-    )
     return bool(
-        VerificationRun.objects.filter(claimable, pk=run_id).update(
+        VerificationRun.objects.filter(pk=run_id, status=VerificationStatus.QUEUED).update(
             status=VerificationStatus.RUNNING, started_at=now, heartbeat_at=now
         )
     )
@@ -121,30 +117,34 @@ def execute_run(*, run_id: int) -> VerificationRun | None:
     return run
 
 
-def resume_stalled_runs() -> list[int]:
+def resume_stalled_runs(stalled_after: timedelta = STALLED_AFTER) -> list[int]:
     """Queue again the console runs whose task was lost; return their ids.
 
     A worker killed mid-verification leaves its run "running" with a heartbeat that stopped;
     a process killed between the commit and the enqueue leaves it "queued" with no task. Both
-    are queued again once they are older than ``STALLED_AFTER`` (a run still waiting behind
-    other tasks may be queued twice: ``_claim`` lets only one copy verify). The periodic sweep
-    of ``manage.py messengers_run`` calls this.
+    are queued again once silent for ``stalled_after`` (a run still waiting behind other tasks
+    may be queued twice: ``_claim`` lets only one copy verify). The periodic sweep of
+    ``manage.py messengers_run`` calls this.
     """
     from openline.consent.tasks import verify_registry_in_background
 
-    since = timezone.now() - STALLED_AFTER
+    since = timezone.now() - stalled_after
+    silent = models.Q(heartbeat_at__lt=since) | models.Q(
+        heartbeat_at__isnull=True, created_at__lt=since
+    )
     stalled = VerificationRun.objects.filter(
-        models.Q(status=VerificationStatus.RUNNING, heartbeat_at__lt=since)
-        | models.Q(status=VerificationStatus.QUEUED, created_at__lt=since)
-        & (models.Q(heartbeat_at__isnull=True) | models.Q(heartbeat_at__lt=since)),
+        silent,
         source=VerificationSource.CONSOLE,
+        status__in=(VerificationStatus.QUEUED, VerificationStatus.RUNNING),
     )
     queued = []
     for run_id in stalled.values_list("pk", flat=True)[:20]:
-        # Stamped so the next sweep waits another STALLED_AFTER before queueing it again.
-        VerificationRun.objects.filter(pk=run_id, status=VerificationStatus.QUEUED).update(
-            heartbeat_at=timezone.now()
-        )
+        # Back to "queued", stamped: the next sweep waits another ``stalled_after``, and only
+        # the sweep that made this change queues the task.
+        if not VerificationRun.objects.filter(silent, pk=run_id).update(
+            status=VerificationStatus.QUEUED, heartbeat_at=timezone.now()
+        ):
+            continue
         log.warning("registry verification %s lost its worker; queued again", run_id)
         verify_registry_in_background.enqueue(run_id=run_id)
         queued.append(run_id)

@@ -230,10 +230,12 @@ def test_a_run_whose_worker_was_killed_is_queued_again_and_finishes(
     assert sorted(queued) == sorted([stalled.pk, lost.pk])
     tasks = DBTaskResult.objects.filter(task_path__endswith="verify_registry_in_background")
     assert sorted(t.args_kwargs["kwargs"]["run_id"] for t in tasks) == sorted(queued)
-    # A second sweep soon after queues nothing again: the lost run was stamped.
-    lost.refresh_from_db()
-    assert lost.heartbeat_at is not None
-    assert runs.resume_stalled_runs() == [stalled.pk]
+    # A second sweep soon after queues nothing again: both were stamped and are "queued".
+    for run in (stalled, lost):
+        run.refresh_from_db()
+        assert run.status == "queued" and run.heartbeat_at is not None
+    assert runs.resume_stalled_runs() == []
+    assert runs.resume_stalled_runs(stalled_after=dt.timedelta(0)) != []  # the sweep's knob
     for run_id in queued:
         execute_run(run_id=run_id)
     for run in (stalled, lost):

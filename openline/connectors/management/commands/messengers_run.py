@@ -52,11 +52,18 @@ class Command(BaseCommand):
             default=120.0,
             help="seconds after which a send whose worker died is marked uncertain",
         )
+        parser.add_argument(
+            "--verify-stalled-after",
+            type=float,
+            default=300.0,
+            help="seconds without progress after which a registry verification is queued again",
+        )
 
     def handle(self, *args, **options) -> None:
         self.interval = max(0.1, options["interval"])
         self.poll_timeout = max(1.0, options["poll_timeout"])
         self.uncertain_after = max(1.0, options["uncertain_after"])
+        self.verify_stalled_after = dt.timedelta(seconds=max(1.0, options["verify_stalled_after"]))
         self.owner = polling.new_owner()
         self.stop = threading.Event()
         self.pollers: dict[int, threading.Thread] = {}
@@ -185,7 +192,7 @@ class Command(BaseCommand):
         """Queue again registry verifications whose worker was killed (or whose task was lost)."""
         from openline.consent.runs import resume_stalled_runs
 
-        resume_stalled_runs()
+        resume_stalled_runs(stalled_after=self.verify_stalled_after)
 
     def schedule_purge(self) -> None:
         """Enqueue the unconfirmed-clients retention job once an hour (across processes)."""
