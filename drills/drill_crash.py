@@ -31,7 +31,6 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -50,6 +49,17 @@ from drills.harness import (
     seed_livechat_channel,
     start_body,
     widget_start_async,
+)
+from drills.registry_checks import (
+    LOST,
+    RETRY_STATUSES,
+    Attempt,
+    acknowledged_stored,
+    half_written,
+    record_of_client,
+    snapshot,
+    stored_client_ids,
+    wait_sealed,
 )
 
 CLIENTS = 16
@@ -91,28 +101,6 @@ class _Sink:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-LOST = (httpx.TransportError,)
-RETRY_STATUSES = {502, 503, 504}
-
-
-@dataclass
-class Attempt:
-    """One widget start: its key and body, and what came back (if anything)."""
-
-    index: int
-    key: str
-    body: dict
-    status: int | None = None
-    answer: dict | None = None
-    error: str = ""
-    replayed: bool = False
-    retries: list[tuple[int | None, dict | None, bool]] = field(default_factory=list)
-
-    @property
-    def client_id(self) -> str:
-        return self.body["client_id"]
 
 
 def _attempts(seed: LiveChatSeed, count: int, run: str) -> list[Attempt]:
@@ -213,124 +201,8 @@ async def _twins(server: OpenlineServer, seed: LiveChatSeed, attempts: list[Atte
             await asyncio.gather(once(one, a), once(two, a))
 
 
-# _snapshot, _half_written, _acknowledged_stored, _stored_client_ids and _wait_sealed are
+# snapshot, half_written, acknowledged_stored, stored_client_ids and wait_sealed are
 # used by the outage drills too: keep their signatures.
-
-
-def _snapshot(pg: PrivatePostgres, channel_id: int) -> dict:
-    """The channel's visitors, conversations, messages and records, straight from SQL."""
-    visitors = {
-        vid: pub.hex
-        for vid, pub in pg.sql(
-            "SELECT id, public_id FROM conversations_visitor WHERE channel_id = %s",
-            "openline",
-            [channel_id],
-        )
-    }
-    conversations = dict(
-        pg.sql(
-            "SELECT id, visitor_id FROM conversations_conversation WHERE channel_id = %s",
-            "openline",
-            [channel_id],
-        )
-    )
-    messages = pg.sql(
-        "SELECT m.id, m.conversation_id, m.client_id FROM conversations_message m"
-        " JOIN conversations_conversation c ON c.id = m.conversation_id WHERE c.channel_id = %s",
-        "openline",
-        [channel_id],
-    )
-    records = pg.sql(
-        "SELECT uuid, visitor_id, conversation_id FROM consent_consentrecord WHERE channel_id = %s",
-        "openline",
-        [channel_id],
-    )
-    return {
-        "visitors": visitors,
-        "conversations": conversations,
-        "messages": messages,
-        "records": {str(u): (v, c) for u, v, c in records},
-    }
-
-
-def _half_written(snap: dict) -> list[str]:
-    """Everything that looks like a start stored in part."""
-    problems = []
-    conv_of_visitor: dict[int, list[int]] = {}
-    for cid, vid in snap["conversations"].items():
-        conv_of_visitor.setdefault(vid, []).append(cid)
-    messages_of: dict[int, int] = {}
-    for _mid, cid, _client in snap["messages"]:
-        messages_of[cid] = messages_of.get(cid, 0) + 1
-    records_of_visitor: dict[int, int] = {}
-    records_of_conv: dict[int, int] = {}
-    for u, (vid, cid) in snap["records"].items():
-        records_of_visitor[vid] = records_of_visitor.get(vid, 0) + 1
-        if cid is None:
-            problems.append(f"record {u} has no conversation")
-            continue
-        records_of_conv[cid] = records_of_conv.get(cid, 0) + 1
-        if snap["conversations"].get(cid) != vid:
-            problems.append(f"record {u}: its conversation is another visitor's")
-    for vid in snap["visitors"]:
-        if vid not in conv_of_visitor:
-            problems.append(f"visitor {vid} has no conversation")
-        if vid not in records_of_visitor:
-            problems.append(f"visitor {vid} has no consent record")
-    for cid in snap["conversations"]:
-        if messages_of.get(cid, 0) != 1:
-            problems.append(f"conversation {cid} has {messages_of.get(cid, 0)} messages")
-        if records_of_conv.get(cid, 0) != 1:
-            problems.append(f"conversation {cid} has {records_of_conv.get(cid, 0)} records")
-    return problems
-
-
-def _acknowledged_stored(snap: dict, acknowledged: list[Attempt]) -> list[str]:
-    """Each 201 answer names a record, visitor, conversation and message that are stored."""
-    missing = []
-    message_ids = {mid: (cid, client) for mid, cid, client in snap["messages"]}
-    for a in acknowledged:
-        answer = a.answer or {}
-        stored = snap["records"].get(str(answer.get("record")))
-        conversation = (answer.get("conversation") or {}).get("id")
-        message = (answer.get("message") or {}).get("id")
-        if stored is None:
-            missing.append(f"#{a.index}: record {answer.get('record')} is not in the registry")
-        elif snap["visitors"].get(stored[0]) != answer.get("visitor"):
-            missing.append(f"#{a.index}: the record's visitor is not the one answered")
-        elif stored[1] != conversation:
-            missing.append(f"#{a.index}: the record's conversation is not the one answered")
-        elif message_ids.get(message) != (conversation, a.client_id):
-            missing.append(f"#{a.index}: message {message} is not stored as answered")
-    return missing
-
-
-def _stored_client_ids(snap: dict) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for _mid, _cid, client in snap["messages"]:
-        counts[client] = counts.get(client, 0) + 1
-    return counts
-
-
-def _record_of_client(snap: dict, client_id: str) -> str | None:
-    convs = {cid for _mid, cid, client in snap["messages"] if client == client_id}
-    found = [u for u, (_v, cid) in snap["records"].items() if cid in convs]
-    return found[0] if len(found) == 1 else None
-
-
-def _wait_sealed(pg: PrivatePostgres, timeout: float = 60) -> tuple[int, int]:
-    """Wait until the sealer covered the newest record; return (records, sealed up to id)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        newest = pg.sql(
-            "SELECT coalesce(max(id), 0), count(*) FROM consent_consentrecord", "openline"
-        )
-        sealed = pg.sql(
-            "SELECT coalesce(max(last_record_id), 0) FROM consent_sealbatch", "openline"
-        )
-        if sealed[0][0] >= newest[0][0] or time.monotonic() > deadline:
-            return newest[0][1], sealed[0][0] - newest[0][0]
-        time.sleep(0.5)
 
 
 def run(args) -> list[dict]:
@@ -351,11 +223,11 @@ def run(args) -> list[dict]:
     acknowledged = [a for a in attempts if a.status == 201]
     refused = [a for a in attempts if a.status is not None and a.status != 201 and not a.error]
     lost = [a for a in attempts if a.error]
-    before = _snapshot(pg, seed.channel_id)
-    stored_ids = _stored_client_ids(before)
+    before = snapshot(pg, seed.channel_id)
+    stored_ids = stored_client_ids(before)
     lost_stored = [a for a in lost if stored_ids.get(a.client_id)]
-    half = _half_written(before)
-    missing = _acknowledged_stored(before, acknowledged)
+    half = half_written(before)
+    missing = acknowledged_stored(before, acknowledged)
     doubled = {c: n for c, n in stored_ids.items() if n > 1}
     crash_ok = not half and not missing and not doubled and not refused and bool(acknowledged)
     results = [
@@ -390,12 +262,12 @@ def run(args) -> list[dict]:
     # first answer): one capture, and both answers name it.
     twins = _attempts(seed, 8, run_id + "t")
     asyncio.run(_twins(server, seed, twins))
-    after = _snapshot(pg, seed.channel_id)
-    stored_after = _stored_client_ids(after)
-    problems = _half_written(after)
+    after = snapshot(pg, seed.channel_id)
+    stored_after = stored_client_ids(after)
+    problems = half_written(after)
     for a in lost + sample:
         status, body, replayed = a.retries[-1] if a.retries else (None, None, False)
-        record = _record_of_client(after, a.client_id)
+        record = record_of_client(after, a.client_id)
         if stored_after.get(a.client_id) != 1:
             problems.append(f"#{a.index}: stored {stored_after.get(a.client_id, 0)} times")
         elif status != 201 or not body:
@@ -408,7 +280,7 @@ def run(args) -> list[dict]:
             problems.append(f"#{a.index}: stored before, but the retry was not a replay")
     for a in twins:
         answers = [(status, (body or {}).get("record")) for status, body, _r in a.retries]
-        record = _record_of_client(after, a.client_id)
+        record = record_of_client(after, a.client_id)
         if stored_after.get(a.client_id) != 1:
             problems.append(f"twin #{a.index}: stored {stored_after.get(a.client_id, 0)} times")
         elif answers != [(201, record)] * 2:
@@ -463,7 +335,7 @@ def run(args) -> list[dict]:
     )
     sink.stop()
 
-    records, gap = _wait_sealed(pg)
+    records, gap = wait_sealed(pg)
     sealer.stop()
     try:
         verify = manage(env, "consent_verify", "--all", timeout=120)

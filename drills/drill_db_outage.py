@@ -26,13 +26,6 @@ import uuid
 
 import httpx
 
-from drills.drill_crash import (
-    _acknowledged_stored,
-    _half_written,
-    _snapshot,
-    _stored_client_ids,
-    _wait_sealed,
-)
 from drills.harness import (
     DrillFailure,
     OpenlineServer,
@@ -46,6 +39,13 @@ from drills.harness import (
     widget_start_async,
 )
 from drills.outage import OUTAGE_CODE, Load, ReadyPoller, first_after, rounded
+from drills.registry_checks import (
+    acknowledged_stored,
+    half_written,
+    snapshot,
+    stored_client_ids,
+    wait_sealed,
+)
 
 FAST = 2.0  # contract D: a 503 within 2 s of the failure being known
 
@@ -179,10 +179,10 @@ def run(args) -> list[dict]:
 
     acknowledged = [a for a in load.attempts if a.status == 201]
     refused = asyncio.run(_retry_refused(server, load))
-    snap = _snapshot(pg, seed.channel_id)
-    half = _half_written(snap)
-    missing = _acknowledged_stored(snap, acknowledged)
-    stored = _stored_client_ids(snap)
+    snap = snapshot(pg, seed.channel_id)
+    half = half_written(snap)
+    missing = acknowledged_stored(snap, acknowledged)
+    stored = stored_client_ids(snap)
     retried_bad = [
         a.index
         for a in refused
@@ -192,7 +192,7 @@ def run(args) -> list[dict]:
     sealer_survived = sealer.alive()
     if not sealer_survived:
         sealer = OpenlineWorker(env, "db_worker").start()
-    records, gap = _wait_sealed(pg)
+    records, gap = wait_sealed(pg)
     sealer.stop()
     try:
         verify = manage(env, "consent_verify", "--all", timeout=120)

@@ -30,7 +30,6 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from drills.drill_crash import _half_written, _snapshot
 from drills.drill_redis_outage import STAFF
 from drills.harness import (
     OpenlineServer,
@@ -43,6 +42,7 @@ from drills.harness import (
     widget_start,
 )
 from drills.outage import rounded
+from drills.registry_checks import half_written, snapshot
 
 READ_ONLY_MESSAGE = "accepts no changes"
 FULL_MESSAGE = "out of space"
@@ -200,11 +200,11 @@ def run(args) -> list[dict]:
     server = OpenlineServer(env, free_port(18620, 18629), workers=2).start()
     workers = sorted(server.pids())
     _starts(server, seed, run_id, "warm", 3)
-    before = _snapshot(pg, seed.channel_id)
+    before = snapshot(pg, seed.channel_id)
     ro = _read_only(server, pg, seed, staff, run_id, count)
     full = _full(server, pg, seed, run_id, count * 4)
-    after = _snapshot(pg, seed.channel_id)
-    half = _half_written(after)
+    after = snapshot(pg, seed.channel_id)
+    half = half_written(after)
     expected = len(before["records"]) + 1 + full["stored_before_full"] + 1
     same_workers = sorted(server.pids()) == workers
     server.stop()

@@ -30,7 +30,6 @@ import uuid
 import httpx
 import websockets
 
-from drills.drill_crash import _half_written, _snapshot
 from drills.harness import (
     OpenlineServer,
     PrivatePostgres,
@@ -43,6 +42,7 @@ from drills.harness import (
     widget_start_async,
 )
 from drills.outage import rounded
+from drills.registry_checks import half_written, snapshot
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -305,14 +305,14 @@ def run(args) -> list[dict]:
     server = OpenlineServer(env, free_port(18610, 18619), workers=2).start()
     workers = sorted(server.pids())
     out = asyncio.run(_drill(server, redis, seed, staff, args.quick))
-    snap = _snapshot(pg, seed.channel_id)
+    snap = snapshot(pg, seed.channel_id)
     # The chat's own conversation holds the exchanged messages: only its first one is a capture's.
     chat = out.get("conversation")
     firsts = [m for m in snap["messages"] if m[1] == chat]
     captures_only = dict(
         snap, messages=[m for m in snap["messages"] if m[1] != chat] + sorted(firsts)[:1]
     )
-    half = _half_written(captures_only)
+    half = half_written(captures_only)
     stored_records = set(snap["records"])
     acknowledged = [body for code, body in out.get("captures", []) if code == 201]
     unstored = [b.get("record") for b in acknowledged if b.get("record") not in stored_records]

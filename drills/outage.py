@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from drills.drill_crash import Attempt
 from drills.harness import LiveChatSeed, start_body, widget_start_async
+from drills.registry_checks import Attempt
 
 OUTAGE_CODE = "unavailable"
 BACK_OFF = 0.25  # seconds a client waits after a 503
