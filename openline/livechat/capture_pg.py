@@ -31,13 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import decimal
+import ipaddress
+import json
 import logging
+import re
 import time
 import uuid
 from collections import deque
 
+import psycopg
 from django.db import connections
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from openline.consent.models import AgreementVersion, ConsentRecord
 from openline.consent.services import ShownText, consent_record
@@ -220,26 +227,61 @@ def _cast(field, conn) -> str:
     return field.db_type(conn)
 
 
-def _insert(model, prefix: str, *, source: str, overrides: dict[str, str] | None = None, pk=False):
-    """``INSERT INTO <model> (...) SELECT <params> FROM <source>``: (sql, fields bound as params).
+def _insert(
+    model,
+    prefix: str,
+    *,
+    source: str,
+    tail: str = "",
+    overrides: dict[str, str] | None = None,
+    pk: bool = False,
+):
+    """``INSERT INTO <model> (...) SELECT ... FROM <source> <tail>``: (sql, fields bound).
 
-    Each field not in ``overrides`` is the named parameter ``<prefix>_<attname>``.
+    The bound fields' values arrive as one JSON object, the parameter ``<prefix>``, read with
+    ``jsonb_populate_record`` into the table's own row type: each value goes through its
+    column's input function (a too long text is refused, never cut).
     """
     conn = _ops()
     overrides = overrides or {}
+    table = conn.ops.quote_name(model._meta.db_table)
     columns, values, bound = [], [], []
     for field in model._meta.concrete_fields:
         if field.primary_key and not pk:
             continue
-        columns.append(conn.ops.quote_name(field.column))
+        column = conn.ops.quote_name(field.column)
+        columns.append(column)
         if field.attname in overrides:
             values.append(overrides[field.attname])
         else:
-            values.append(f"%({prefix}_{field.attname})s::{_cast(field, conn)}")
+            values.append(f"r_{prefix}.{column}")
             bound.append(field)
-    table = conn.ops.quote_name(model._meta.db_table)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source}"
+    row = f"jsonb_populate_record(NULL::{table}, %({prefix})s::jsonb) AS r_{prefix}"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)}"
+        f" FROM {source} CROSS JOIN {row} {tail}"
+    )
     return sql, bound
+
+
+def _plain(value):
+    """JSON for a value as the backend prepares it for its column (``get_db_prep_save``)."""
+    if isinstance(value, Jsonb):
+        return value.obj
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(
+        value, uuid.UUID | decimal.Decimal | ipaddress.IPv4Address | ipaddress.IPv6Address
+    ):
+        return str(value)
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def _row(obj, fields, conn) -> str:
+    return json.dumps(
+        {f.column: f.get_db_prep_save(getattr(obj, f.attname), conn) for f in fields},
+        default=_plain,
+    )
 
 
 def _table(model) -> str:
@@ -265,8 +307,13 @@ CHANNEL_CHECKS = (
 
 @dataclasses.dataclass(frozen=True)
 class Statement:
-    sql: str
-    bound: tuple[tuple[str, object], ...]  # (prefix, field) of every model parameter
+    sql: str  # with $1, $2, ... placeholders: sent as is, never parsed again
+    names: tuple[str, ...]  # the parameter behind each placeholder
+    compared: tuple  # the channel's fields compared with what this process read
+    bound: tuple[tuple[str, list], ...]  # (prefix, fields) of every row parameter
+
+    def values(self, params: dict) -> list:
+        return [params[name] for name in self.names]
 
 
 _statements: dict[tuple[bool, bool], Statement] = {}
@@ -274,7 +321,7 @@ _statements: dict[tuple[bool, bool], Statement] = {}
 
 def _guard(gate: bool) -> tuple[str, list[tuple[str, object]]]:
     conn = _ops()
-    bound: list[tuple[str, object]] = []
+    compared: list = []
     checks = []
     for name in CHANNEL_CHECKS:
         field = OpenChannel._meta.get_field(name)
@@ -282,7 +329,7 @@ def _guard(gate: bool) -> tuple[str, list[tuple[str, object]]]:
             f"ch.{conn.ops.quote_name(field.column)} IS NOT DISTINCT FROM "
             f"%(channel_{field.attname})s::{_cast(field, conn)}"
         )
-        bound.append(("channel", field))
+        compared.append(field)
     agreement = AgreementVersion._meta.get_field("agreement").related_model
     sql = f"""
         SELECT 1 AS one FROM {_table(OpenChannel)} AS ch
@@ -301,7 +348,7 @@ def _guard(gate: bool) -> tuple[str, list[tuple[str, object]]]:
           AND EXISTS (SELECT 1 FROM {_table(agreement)} AS a WHERE a.id = ch.agreement_id
                       AND a.name = %(agreement_name)s::text
                       AND a.default_language = %(default_language)s::text)"""
-    return sql, bound
+    return sql, compared
 
 
 def _statement(gate: bool, keyed: bool) -> Statement:
@@ -309,13 +356,14 @@ def _statement(gate: bool, keyed: bool) -> Statement:
     cached = _statements.get((gate, keyed))
     if cached is not None:
         return cached
-    guard, bound = _guard(gate)
+    guard, compared = _guard(gate)
+    bound: list[tuple[str, list]] = []
     ctes = [f"ok AS ({guard})"]
     if keyed:
         sql, fields = _insert(StartKey, "key", source="ok")
         conflict = f"{_column(StartKey, 'channel')}, {_column(StartKey, 'key')}"
         ctes.append(f"k AS ({sql} ON CONFLICT ({conflict}) DO NOTHING RETURNING 1 AS one)")
-        bound += [("key", f) for f in fields]
+        bound.append(("key", fields))
         ctes.append("go AS (SELECT one FROM k)")
     else:
         ctes.append("go AS (SELECT one FROM ok)")
@@ -326,7 +374,7 @@ def _statement(gate: bool, keyed: bool) -> Statement:
     for prefix, model, pk in writes:
         sql, fields = _insert(model, prefix, source="go", pk=pk)
         ctes.append(f"w_{prefix} AS ({sql} RETURNING 1)")
-        bound += [(prefix, f) for f in fields]
+        bound.append((prefix, fields))
     endpoints = _table(WebhookEndpoint)
     sql, fields = _insert(
         WebhookEvent,
@@ -334,13 +382,15 @@ def _statement(gate: bool, keyed: bool) -> Statement:
         source=(
             "go CROSS JOIN unnest(%(hook_uuids)s::uuid[], %(hook_types)s::text[],"
             " %(hook_payloads)s::jsonb[]) WITH ORDINALITY AS x(uuid, type, payload, n)"
-            f" WHERE EXISTS (SELECT 1 FROM {endpoints} AS e"
+        ),
+        tail=(
+            f"WHERE EXISTS (SELECT 1 FROM {endpoints} AS e"
             " WHERE e.is_active AND jsonb_exists(e.events, x.type)) ORDER BY x.n"
         ),
         overrides={"uuid": "x.uuid", "type": "x.type", "payload": "x.payload"},
     )
     ctes.append(f"ev AS ({sql} RETURNING id, uuid, type)")
-    bound += [("hook_event", f) for f in fields]
+    bound.append(("hook_event", fields))
     sql, fields = _insert(
         WebhookDelivery,
         "hook_delivery",
@@ -348,8 +398,9 @@ def _statement(gate: bool, keyed: bool) -> Statement:
             "ev JOIN unnest(%(d_uuids)s::uuid[], %(d_endpoints)s::bigint[], %(d_ids)s::text[],"
             " %(d_keys)s::text[]) AS d(uuid, endpoint, message_id, order_key)"
             f" ON d.uuid = ev.uuid JOIN {endpoints} AS e ON e.id = d.endpoint AND e.is_active"
-            " AND jsonb_exists(e.events, ev.type) ORDER BY ev.id, e.id"
+            " AND jsonb_exists(e.events, ev.type)"
         ),
+        tail="ORDER BY ev.id, e.id",
         overrides={
             "endpoint_id": "e.id",
             "event_id": "ev.id",
@@ -358,7 +409,7 @@ def _statement(gate: bool, keyed: bool) -> Statement:
         },
     )
     ctes.append(f"dl AS ({sql} RETURNING 1 AS one)")
-    bound += [("hook_delivery", f) for f in fields]
+    bound.append(("hook_delivery", fields))
     sql = (
         "WITH "
         + ",\n".join(ctes)
@@ -366,7 +417,19 @@ def _statement(gate: bool, keyed: bool) -> Statement:
         SELECT (SELECT count(*) FROM ok), (SELECT count(*) FROM go), (SELECT count(*) FROM dl),
                ARRAY(SELECT e.id FROM {endpoints} AS e WHERE e.is_active ORDER BY e.id)"""
     )
-    statement = Statement(sql=sql, bound=tuple(bound))
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    statement = Statement(
+        sql=re.sub(r"%\((\w+)\)s", number, sql),
+        names=tuple(names),
+        compared=tuple(compared),
+        bound=tuple(bound),
+    )
     _statements[(gate, keyed)] = statement
     return statement
 
@@ -534,7 +597,6 @@ async def capture(
             default_language=channel.agreement.default_language,
         )
     objects: dict[str, object] = {
-        "channel": channel,
         "visitor": visitor,
         "conversation": conversation,
         "record": record,
@@ -553,11 +615,12 @@ async def capture(
             record_uuid=record.uuid if record is not None else None,
             created_at=timezone.now(),
         )
-    for prefix, field in statement.bound:
-        params[f"{prefix}_{field.attname}"] = field.get_db_prep_save(  # type: ignore[attr-defined]
-            getattr(objects[prefix], field.attname),
-            conn,  # type: ignore[attr-defined]
+    for field in statement.compared:
+        params[f"channel_{field.attname}"] = field.get_db_prep_save(
+            getattr(channel, field.attname), conn
         )
+    for prefix, fields in statement.bound:
+        params[prefix] = _row(objects[prefix], fields, conn)
     _hooks(params, emitted, now, conn)
     delivered = await _run(statement, params, start.code)
     for obj in (visitor, conversation, message, record):
@@ -573,7 +636,8 @@ async def capture(
 async def _run(statement: Statement, params: dict, code: str) -> int:
     global _endpoints
     async with pgasync.connection() as conn:
-        cursor = await conn.execute(statement.sql, params)
+        cursor = psycopg.AsyncRawCursor(conn)
+        await cursor.execute(statement.sql, statement.values(params))
         row = await cursor.fetchone()
     assert row is not None
     guarded, went, delivered, endpoints = row
