@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -335,8 +336,8 @@ class StartFields:
     accepted: flows.AcceptedConsent | None
     page_url: str  # cleaned
     user_agent: str
-    text: object
-    client_id: object
+    text: Any  # checked by check_text
+    client_id: Any
 
 
 def start_fields(request: HttpRequest, data: dict) -> StartFields:
