@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -228,30 +229,27 @@ class Start:
     idempotency: flows.IdempotencyKey | None
 
 
-def _hooks(params: dict, emitted: list[tuple[str, dict, str]], now, conn) -> None:
+def _hooks(params: dict, emitted: list[tuple[str, dict, str]], now) -> None:
     """Bind the outbox rows: an event per type, a delivery per known endpoint (SQL filters)."""
-    payload_field = WebhookEvent._meta.get_field("payload")
-    uuids, payloads, d_uuids, d_endpoints, d_ids, d_keys = [], [], [], [], [], []
     stamp = hook_events.iso(now)
-    for event_type, data, order_key in emitted:
+    rows, deliveries = [], []
+    for n, (event_type, data, order_key) in enumerate(emitted):
         event_uuid = uuid.uuid4()
-        uuids.append(event_uuid)
         payload = {"type": event_type, "timestamp": stamp, "data": data}
-        payloads.append(payload_field.get_db_prep_save(payload, conn))
+        rows.append({"uuid": str(event_uuid), "type": event_type, "payload": payload, "n": n})
         for endpoint in _endpoints:
-            d_uuids.append(event_uuid)
-            d_endpoints.append(endpoint)
-            d_ids.append(message_id(event_uuid, endpoint))
-            d_keys.append(order_key[:80])
-    params.update(
-        hook_uuids=uuids,
-        hook_types=[event_type for event_type, _, _ in emitted],
-        hook_payloads=payloads,
-        d_uuids=d_uuids,
-        d_endpoints=d_endpoints,
-        d_ids=d_ids,
-        d_keys=d_keys,
-    )
+            deliveries.append(
+                {
+                    "uuid": str(event_uuid),
+                    "endpoint": endpoint,
+                    "message_id": message_id(event_uuid, endpoint),
+                    "order_key": order_key[:80],
+                }
+            )
+    # Array literals of code constants and ids: nothing to quote.
+    params["hook_types"] = "{" + ",".join(event_type for event_type, _, _ in emitted) + "}"
+    params["hook_events"] = json.dumps(rows)
+    params["hook_deliveries"] = json.dumps(deliveries)
 
 
 def offered(
@@ -349,7 +347,7 @@ async def capture(
     params: dict = {
         "channel_id": channel.pk,
         "connector_kind": ConnectorKind.LIVECHAT,
-        "known_endpoints": list(_endpoints),
+        "known_endpoints": "{" + ",".join(str(e) for e in _endpoints) + "}",
     }
     if state.gate:
         assert state.version is not None and channel.agreement is not None
@@ -383,7 +381,7 @@ async def capture(
         )
     for prefix, fields in statement.bound:
         params[prefix] = capture_sql.row_json(objects[prefix], fields, conn)
-    _hooks(params, emitted, now, conn)
+    _hooks(params, emitted, now)
     delivered = await _run(statement, params, start.code)
     for obj in (visitor, conversation, message, record):
         if obj is not None:

@@ -194,8 +194,8 @@ def statement(gate: bool, keyed: bool) -> Statement:
         WebhookEvent,
         "hook_event",
         source=(
-            "go CROSS JOIN unnest(%(hook_uuids)s::uuid[], %(hook_types)s::text[],"
-            " %(hook_payloads)s::jsonb[]) WITH ORDINALITY AS x(uuid, type, payload, n)"
+            "go CROSS JOIN jsonb_to_recordset(%(hook_events)s::jsonb)"
+            " AS x(uuid uuid, type text, payload jsonb, n int)"
         ),
         tail=(
             f"WHERE EXISTS (SELECT 1 FROM {endpoints} AS e"
@@ -209,8 +209,8 @@ def statement(gate: bool, keyed: bool) -> Statement:
         WebhookDelivery,
         "hook_delivery",
         source=(
-            "ev JOIN unnest(%(d_uuids)s::uuid[], %(d_endpoints)s::bigint[], %(d_ids)s::text[],"
-            " %(d_keys)s::text[]) AS d(uuid, endpoint, message_id, order_key)"
+            "ev JOIN jsonb_to_recordset(%(hook_deliveries)s::jsonb)"
+            " AS d(uuid uuid, endpoint bigint, message_id text, order_key text)"
             f" ON d.uuid = ev.uuid JOIN {endpoints} AS e ON e.id = d.endpoint AND e.is_active"
             " AND jsonb_exists(e.events, ev.type)"
         ),
