@@ -24,11 +24,20 @@ production), 16 kept-open connections from ``wrk``:
 
 Every figure carries ``ratio`` = figure / raw-INSERT ceiling. The ratios read as: the bare
 ASGI app is many times the ceiling (HTTP parsing is not the limit); a bare Django view with one
-INSERT and /healthz reach a small fraction, because Django's handler serialises sync views per
-process (one commit in flight per worker); a capture is four INSERTs plus checks in one
-transaction, so 10% of the single-INSERT ceiling (the target) means the capture path keeps
-several commits in flight per process (its lean path runs on a small thread pool) and spends few
-round trips per capture.
+INSERT and /healthz reach a small fraction, because Django's handler and middleware cost about
+a millisecond of CPU per request and run sync views one at a time per process.
+
+The capture path measured: a new visitor's start never enters Django's handler. It is served
+on the event loop (``livechat/asgi.py`` -> ``livechat/start_lean.py``): the view's checks that
+need no database, the start rate limit (one Redis round trip), then ONE data-modifying
+statement through ``openline.core.pgasync`` (``livechat/capture_pg.py``, SQL built in
+``capture_sql.py``) writing the start key, visitor, conversation, consent record, message and
+webhook outbox rows; the answer, the events and the sealing follow the commit. So a capture
+costs one PostgreSQL round trip and one commit, like a raw INSERT, plus the HTTP, Redis and
+Python work around it (about a millisecond of CPU per capture); on this 2-core machine the
+CPU shared by the two workers, PostgreSQL, Redis and wrk is what limits it, most of it spent
+in the loopback socket writes that wake the next process. ``BENCH_CAPTURE_FAST=0`` runs the server with
+``OPENLINE_CAPTURE_FAST=0``: every start through the Django view (the ORM path), to compare.
 
 Cores: the machine has 2 shared cores. The server's two web workers, its task worker and
 PostgreSQL share them with ``wrk``, which runs one thread (it uses a few percent of one core at
@@ -166,6 +175,8 @@ def _env(url: str, redis_url: str, var_dir: str) -> dict:
         OPENLINE_LIVECHAT_RATE_START="1000000/1000000",
         OPENLINE_TASKS_BACKEND="django_tasks_db.DatabaseBackend",
     )
+    if os.environ.get("BENCH_CAPTURE_FAST", "").strip() == "0":
+        env["OPENLINE_CAPTURE_FAST"] = "0"
     return env
 
 

@@ -288,6 +288,60 @@ def record_consent(
     (the live chat gate did, to check the hash the client saw). Takes no lock: concurrent
     writers only insert rows, and sealing happens later.
     """
+    record = consent_record(
+        visitor=visitor,
+        version=version,
+        language=language,
+        state=state,
+        method=method,
+        origin=origin,
+        source_type=source_type,
+        source_id=source_id,
+        source_label=source_label,
+        address=address,
+        ip=ip,
+        ip_missing_reason=ip_missing_reason,
+        user_agent=user_agent,
+        channel=channel,
+        channel_settings=channel_settings,
+        conversation=conversation,
+        evidence=evidence,
+        shown=shown,
+    )
+    with transaction.atomic(savepoint=False):
+        record.save()
+        signals.record_written.send(sender=ConsentRecord, record=record)
+        transaction.on_commit(_schedule_sealing)
+    return record
+
+
+def consent_record(
+    *,
+    visitor,
+    version: AgreementVersion,
+    language: str,
+    state: str,
+    method: str,
+    origin: str,
+    source_type: str,
+    source_id: str = "",
+    source_label: str = "",
+    address: str = "",
+    ip: str = "",
+    ip_missing_reason: str = "",
+    user_agent: str = "",
+    channel=None,
+    channel_settings: dict | None = None,
+    conversation=None,
+    evidence: dict | None = None,
+    shown: ShownText | None = None,
+    created_at=None,
+) -> ConsentRecord:
+    """Build and validate the record ``record_consent`` writes, unsaved (no query).
+
+    The live chat's one-statement capture (``livechat/capture_pg.py``) inserts exactly this
+    row; ``record_consent`` saves it through the ORM.
+    """
     if channel is None and channel_settings is not None:
         raise ValueError("channel_settings describe a channel: pass the channel too.")
     if shown is None or shown.version.pk != version.pk:
@@ -303,7 +357,7 @@ def record_consent(
         evidence["channel_consent_settings"] = dict(channel_settings)
     evidence["requested_language"] = language or ""
     record = ConsentRecord(
-        created_at=timezone.now(),
+        created_at=created_at or timezone.now(),
         agreement_id=version.agreement_id,
         version=version,
         language=shown.language,
@@ -329,10 +383,6 @@ def record_consent(
     record.full_clean(
         exclude=["visitor", "agreement", "version", "channel", "conversation", "uuid"]
     )
-    with transaction.atomic(savepoint=False):
-        record.save()
-        signals.record_written.send(sender=ConsentRecord, record=record)
-        transaction.on_commit(_schedule_sealing)
     return record
 
 

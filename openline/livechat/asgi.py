@@ -1,5 +1,9 @@
 """A lean ASGI path for the widget's chat start: several captures in flight per process.
 
+A new visitor's start on PostgreSQL is answered on the event loop in one statement
+(``start_lean``, ``capture_pg``); every other start, and any start that path hands back, runs
+Django's handler as described below (``OPENLINE_CAPTURE_FAST=0`` sends them all there).
+
 ``POST /widget/<code>/start`` is the consent capture: a visitor, a consent record, a
 conversation and the first message in one transaction, answered after the commit. Django's
 ASGI handler runs every sync view of a process on one thread, so a process waits for one
@@ -29,7 +33,8 @@ from django.core.handlers.base import BaseHandler
 from django.db import close_old_connections
 
 from openline.conversations import events
-from openline.livechat.views import MAX_BODY
+from openline.livechat import start_lean
+from openline.livechat.views import MAX_BODY, START_COUNTED
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,16 @@ class WidgetStartFastPath:
         handler, executor = self._ready()
         events.start_publisher()
         request = ASGIRequest(scope, io.BytesIO(body))
+        if start_lean.enabled():
+            answered = await start_lean.answer(request)
+            if answered is not None:
+                await _send_response(send, answered)
+                return
+            counted = request.META.get(START_COUNTED) is True
+            # The view gets a request of its own, as if the lean path had not looked at it.
+            request = ASGIRequest(scope, io.BytesIO(body))
+            if counted:
+                request.META[START_COUNTED] = True
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         try:
@@ -103,10 +118,14 @@ class WidgetStartFastPath:
                 send, 500, [(b"content-type", b"application/json")], b'{"error": "server_error"}'
             )
             return
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
-        for cookie in response.cookies.values():
-            headers.append((b"set-cookie", cookie.output(header="").strip().encode("latin-1")))
-        await _answer(send, response.status_code, headers, response.content)
+        await _send_response(send, response)
+
+
+async def _send_response(send, response) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+    for cookie in response.cookies.values():
+        headers.append((b"set-cookie", cookie.output(header="").strip().encode("latin-1")))
+    await _answer(send, response.status_code, headers, response.content)
 
 
 async def _answer(send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -122,28 +122,16 @@ def livechat_start(
     if must_consent:
         assert shown is not None and accepted is not None  # checked above; narrows for mypy
         record = consent_services.record_consent(
+            **gate_record_fields(
+                channel=channel,
+                shown=shown,
+                accepted=accepted,
+                page_url=page_url,
+                ip=ip,
+                user_agent=user_agent,
+            ),
             visitor=visitor,
-            version=shown.version,
-            language=shown.language,
-            shown=shown,
-            state="given",
-            method="clicked_accept",
-            origin="livechat",
-            source_type="website",
-            source_id=channel.code,
-            source_label=_host_label(page_url),
-            address=page_url,
-            ip=ip,
-            ip_missing_reason="" if ip else NO_IP_REASON,
-            user_agent=user_agent,
-            channel=channel,
-            channel_settings=consent_settings(channel),
             conversation=conversation,
-            evidence={
-                "widget": "livechat",
-                "shown_sha256": accepted.sha256,
-                "channel": channel.name,
-            },
         )
     # The channel-neutral write path of a client's message (receive_message minus its savepoint).
     message, _ = receive_into(
@@ -166,6 +154,38 @@ def livechat_start(
             created_at=timezone.now(),
         )
     return Started(visitor=visitor, conversation=conversation, message=message, record=record)
+
+
+def gate_record_fields(
+    *, channel, shown: ShownText, accepted: AcceptedConsent, page_url: str, ip: str, user_agent: str
+) -> dict:
+    """The consent record of an accepted live chat gate, as ``record_consent``'s arguments.
+
+    Everything but the visitor and the conversation; ``page_url`` is already cleaned. The
+    one-statement capture (``capture_pg``) builds its record from the same fields.
+    """
+    return {
+        "version": shown.version,
+        "language": shown.language,
+        "shown": shown,
+        "state": "given",
+        "method": "clicked_accept",
+        "origin": "livechat",
+        "source_type": "website",
+        "source_id": channel.code,
+        "source_label": _host_label(page_url),
+        "address": page_url,
+        "ip": ip,
+        "ip_missing_reason": "" if ip else NO_IP_REASON,
+        "user_agent": user_agent,
+        "channel": channel,
+        "channel_settings": consent_settings(channel),
+        "evidence": {
+            "widget": "livechat",
+            "shown_sha256": accepted.sha256,
+            "channel": channel.name,
+        },
+    }
 
 
 @dataclass(frozen=True)

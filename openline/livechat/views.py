@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -216,32 +218,24 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
     if not _same_origin(request):
         return _json_error(403, "bad_origin", "Start the chat from the Openline widget.")
     ip = request_client_ip(request)
-    if not limits.STARTS_PER_IP.allow(ip or "unknown"):
+    # The lean ASGI path (livechat/asgi.py) took this request's token already when it hands
+    # the request on (a key of META no header can set).
+    counted = request.META.get(START_COUNTED) is True
+    if not counted and not limits.STARTS_PER_IP.allow(ip or "unknown"):
         return _json_error(429, "rate_limited", "Too many chats started; wait a moment.")
     if len(request.body) > MAX_BODY:
         return _json_error(
             413, "too_long", f"A message can be at most {actions.MAX_TEXT} characters."
         )
-    idempotency = None
-    raw_key = request.headers.get("Idempotency-Key")
-    if raw_key is not None:
-        if not IDEMPOTENCY_KEY.fullmatch(raw_key):
-            return _json_error(
-                400,
-                "bad_idempotency_key",
-                "Idempotency-Key must be 16 to 64 letters, digits, '-' or '_'.",
-            )
-        digest = hashlib.sha256(request.body).hexdigest()
-        idempotency = flows.IdempotencyKey(key=raw_key, body_sha256=digest)
-        replayed = _replay(channel, idempotency)
-        if replayed is not None:
-            return replayed
     try:
-        data = jsonsafe.loads(request.body)
-    except jsonsafe.UnsafeJson as exc:
-        return _json_error(400, exc.code, exc.message)
-    if not isinstance(data, dict):
-        return _json_error(400, "bad_json", "Send a JSON object.")
+        idempotency = read_idempotency(request)
+        if idempotency is not None:
+            replayed = _replay(channel, idempotency)
+            if replayed is not None:
+                return replayed
+        data = read_start_json(request)
+    except BadStart as exc:
+        return exc.response
     visitor = None
     token = tokens.bearer(request)
     if token:
@@ -254,22 +248,20 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
         ).first()
         if visitor is None:
             return _json_error(401, "bad_token", "Your chat session has expired.")
-    raw_language = data.get("language")
-    language = raw_language if isinstance(raw_language, str) else widget_language(request)
-    accepted = _accepted(data.get("consent"))
-    raw_url = data.get("page_url")
-    page_url = raw_url if isinstance(raw_url, str) else ""
+    fields = start_fields(request, data)
+    language = fields.language
+    accepted = fields.accepted
     try:
         started = flows.livechat_start(
             channel=channel,
             visitor=visitor,
             accepted=accepted,
-            page_url=clean_page_url(page_url),
+            page_url=fields.page_url,
             ip=ip,
-            user_agent=request.headers.get("User-Agent", ""),
+            user_agent=fields.user_agent,
             language=language[:10],
-            text=data.get("text") or "",
-            client_id=data.get("client_id") or "",
+            text=fields.text,
+            client_id=fields.client_id,
             idempotency=idempotency,
         )
     except IntegrityError:
@@ -292,6 +284,75 @@ def start(request: HttpRequest, code: str) -> JsonResponse:
         status = 404 if exc.code == "not_found" else 400
         return _json_error(status, exc.code, exc.message)
     return _started_response(channel, started)
+
+
+# request.META key set by the lean ASGI path when it already counted the start's rate limit.
+START_COUNTED = "openline.start_counted"
+
+
+class BadStart(Exception):
+    """A start refused on its input alone (no query): ``response`` is the answer."""
+
+    def __init__(self, response: JsonResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def read_idempotency(request: HttpRequest) -> flows.IdempotencyKey | None:
+    """Return the start's Idempotency-Key with the body's SHA-256, None without; BadStart if malformed.
+
+    The body is at most MAX_BODY bytes here (checked before).
+    """
+    raw_key = request.headers.get("Idempotency-Key")
+    if raw_key is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(raw_key):
+        raise BadStart(
+            _json_error(
+                400,
+                "bad_idempotency_key",
+                "Idempotency-Key must be 16 to 64 letters, digits, '-' or '_'.",
+            )
+        )
+    return flows.IdempotencyKey(key=raw_key, body_sha256=hashlib.sha256(request.body).hexdigest())
+
+
+def read_start_json(request: HttpRequest) -> dict:
+    """Parse the start's body (``openline.core.jsonsafe``): a JSON object, else BadStart."""
+    try:
+        data = jsonsafe.loads(request.body)
+    except jsonsafe.UnsafeJson as exc:
+        raise BadStart(_json_error(400, exc.code, exc.message)) from None
+    if not isinstance(data, dict):
+        raise BadStart(_json_error(400, "bad_json", "Send a JSON object."))
+    return data
+
+
+@dataclass(frozen=True)
+class StartFields:
+    """What a start asks for, read from its JSON object and headers (not checked yet)."""
+
+    language: str
+    accepted: flows.AcceptedConsent | None
+    page_url: str  # cleaned
+    user_agent: str
+    text: Any  # checked by check_text
+    client_id: Any
+
+
+def start_fields(request: HttpRequest, data: dict) -> StartFields:
+    """Read a start's fields as the view passes them to ``flows.livechat_start``."""
+    raw_language = data.get("language")
+    language = raw_language if isinstance(raw_language, str) else widget_language(request)
+    raw_url = data.get("page_url")
+    return StartFields(
+        language=language,
+        accepted=_accepted(data.get("consent")),
+        page_url=clean_page_url(raw_url if isinstance(raw_url, str) else ""),
+        user_agent=request.headers.get("User-Agent", ""),
+        text=data.get("text") or "",
+        client_id=data.get("client_id") or "",
+    )
 
 
 def _started_response(channel, started: flows.Started) -> JsonResponse:
