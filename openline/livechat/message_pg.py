@@ -24,6 +24,7 @@ ORM path, which tells why. A database that cannot be reached raises Django's
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import psycopg
 from django.contrib.auth import get_user_model
@@ -165,57 +166,84 @@ def usable() -> bool:
     return all(resolver is crm_naming.resolve for resolver in naming._resolvers)
 
 
+# What changes from one message to the next; every other value is the models' own default,
+# prepared once per process (``_template``).
+_PER_MESSAGE = {
+    Message: {"conversation_id", "text", "client_id", "created_at"},
+    WebhookEvent: {"uuid", "payload", "created_at"},
+    WebhookDelivery: {"order_key", "next_attempt_at", "created_at", *_DELIVERY_SPECIALS},
+}
+_TEMPLATE: dict | None = None
+
+
+def _template() -> dict:
+    """The parameters every message shares, from unsaved rows as the ORM path builds them."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        now = timezone.now()
+        message = Message(conversation_id=0, sender=SenderKind.VISITOR, author=None, text="")
+        event = outbox.new_event(EVENT_TYPE, {}, now)
+        rows = {
+            "m": message,
+            "e": event,
+            "d": outbox.new_delivery(0, event, "", now),
+        }
+        template: dict = {}
+        for prefix, row in rows.items():
+            model = type(row)
+            for f in _inserted(model):
+                if f.attname not in _PER_MESSAGE[model]:
+                    value = f.get_db_prep_save(getattr(row, f.attname), connection)
+                    template[f"{prefix}_{f.attname}"] = value
+        template.update(
+            origin=VisitorOrigin.LIVECHAT,
+            closed=ConversationStatus.CLOSED,
+            wanted=Jsonb([EVENT_TYPE]),
+        )
+        _TEMPLATE = template
+    return _TEMPLATE
+
+
 def _params(
     *, channel, visitor, conversation_id: int, text: str, client_id: str
-) -> tuple[dict, Message, str]:
+) -> tuple[dict, Message]:
+    # The message as Model.save would write it (created_at is auto_now_add).
+    now = timezone.now()
     message = Message(
         conversation_id=conversation_id,
         sender=SenderKind.VISITOR,
         author=None,
         text=text,
         client_id=client_id,
+        created_at=now,
     )
-    params: dict = {
-        # pre_save fills created_at (auto_now_add) as Model.save would.
-        f"m_{f.attname}": f.get_db_prep_save(f.pre_save(message, True), connection)
-        for f in _inserted(Message)[1:]
-    }
-    now = timezone.now()
-    order_key = f"conversation:{conversation_id}"
-    # The event as the receiver builds it; the message id is set by the statement.
-    conversation = Conversation(
-        pk=conversation_id, channel_id=channel.pk, origin=VisitorOrigin.LIVECHAT
-    )
+    # The event as the outbox receiver builds it; the statement sets the message's id.
     message.pk = 0
-    event_type, data = webhook_events.message_data(message, conversation)
+    event_type, data = webhook_events.message_data(
+        message,
+        SimpleNamespace(pk=conversation_id, channel_id=channel.pk, origin=VisitorOrigin.LIVECHAT),
+    )
     message.pk = None
     event = outbox.new_event(event_type, data, now)
+    payload = WebhookEvent._meta.get_field("payload")
+    params = dict(_template())
     params.update(
-        {
-            f"e_{f.attname}": f.get_db_prep_save(getattr(event, f.attname), connection)
-            for f in _inserted(WebhookEvent)
-        }
-    )
-    delivery = outbox.new_delivery(0, event, order_key, now)
-    params.update(
-        {
-            f"d_{f.attname}": f.get_db_prep_save(getattr(delivery, f.attname), connection)
-            for f in _inserted(WebhookDelivery)
-            if f.attname not in _DELIVERY_SPECIALS
-        }
-    )
-    message_ids = {str(pk): outbox.message_id(event.uuid, pk) for pk in _known_endpoints}
-    params.update(
+        m_text=text,
+        m_client_id=client_id,
+        m_created_at=now,
+        e_uuid=event.uuid,
+        e_payload=payload.get_db_prep_save(event.payload, connection),
+        e_created_at=now,
+        d_order_key=f"conversation:{conversation_id}"[:80],
+        d_next_attempt_at=now,
+        d_created_at=now,
+        message_ids=Jsonb({str(pk): outbox.message_id(event.uuid, pk) for pk in _known_endpoints}),
         preview=text[:200],
         conversation=conversation_id,
         visitor=visitor.pk,
         channel=channel.pk,
-        origin=VisitorOrigin.LIVECHAT,
-        closed=ConversationStatus.CLOSED,
-        wanted=Jsonb([event_type]),
-        message_ids=Jsonb(message_ids),
     )
-    return params, message, order_key
+    return params, message
 
 
 async def send(
@@ -228,7 +256,7 @@ async def send(
     global _STATEMENT
     if _STATEMENT is None:
         _STATEMENT = _statement()
-    params, message, _ = _params(
+    params, message = _params(
         channel=channel,
         visitor=visitor,
         conversation_id=conversation_id,
