@@ -3,7 +3,13 @@
 Openline path: visitors' websockets spread over servers A and B (uvicorn, DEBUG off, the product's
 Redis Pub/Sub channel layer), an operator connected to each; every message is timed at the
 operator on the *other* process, so each measured delivery crosses Redis. Each message is stored
-in PostgreSQL (SQLite when no server answers) and committed before its event leaves.
+in PostgreSQL (SQLite when no server answers) and committed before its event leaves. On
+PostgreSQL a client's message costs one Redis round trip (its visitor's and its IP's rate limits
+in one script call) and one autocommit statement sent from the server's event loop
+(``openline.livechat.message_pg``: the message stored, the conversation noted, the webhook
+outbox rows queued and the client's CRM name read, no thread hop, no BEGIN/COMMIT); its events
+are serialised once, the sender is answered directly and the operators' copy goes out through
+Redis Pub/Sub.
 
 Ceilings, measured in the same run at the same rate and with the same socket layout (senders
 spread over two uvicorn processes, one receiver on each, timed on the other process):

@@ -142,13 +142,27 @@ def publish_after_commit(*, conversation, operators: dict | None, visitor: dict 
     While a consumer answers its own frame (``SENDER``), that socket gets these events from
     the consumer and skips the copies that come back through Redis.
     """
+    groups = _groups(conversation, operators, visitor)
+    answer = SENDER.get()
+    transaction.on_commit(lambda: send_now(groups, answer=answer))
+
+
+def publish_committed(
+    *, conversation, operators: dict | None, visitor: dict | None, answer: Answer | None
+) -> None:
+    """Send what one autocommit statement has just committed (a client's message from the
+    event loop): the same groups as ``publish_after_commit``, at once; ``answer`` is told too."""
+    start_publisher()
+    send_now(_groups(conversation, operators, visitor), answer=answer)
+
+
+def _groups(conversation, operators: dict | None, visitor: dict | None) -> list[tuple[str, dict]]:
     groups: list[tuple[str, dict]] = []
     if operators is not None:
         groups += [(group, operators) for group in staff_groups(conversation.channel_id)]
     if visitor is not None:
         groups.append((visitor_group(conversation.visitor), visitor))
-    answer = SENDER.get()
-    transaction.on_commit(lambda: send_now(groups, answer=answer))
+    return groups
 
 
 class _Publisher:

@@ -4,7 +4,7 @@ A named limiter (``RateLimiter(burst, rate, name="livechat-start")``) keeps its 
 Redis whenever the default cache is Redis (``REDIS_URL``), so every process and host draws
 from one bucket per key: 20 chat starts per IP means 20 in total, whichever process answers.
 Each check is one round trip (a small Lua script, GCRA by Redis' own clock, the bucket
-expiring once it is full again). Without Redis, and while Redis is
+expiring once it is full again); ``aallow_all`` asks several buckets in that one round trip. Without Redis, and while Redis is
 unreachable, buckets live in this process: a request is never failed because Redis is down,
 only counted per process until Redis answers again (checked at most every few seconds, so an
 outage costs one short timeout per process, not one per request). ``allow`` waits for Redis
@@ -54,18 +54,22 @@ REDIS_RETRY_AFTER = 5.0
 # again ("theoretical arrival time", microseconds by Redis' own clock, since hosts' clocks may
 # differ). An event is allowed while that time is at most burst - 1 intervals ahead of now; it
 # pushes the time one interval on. Same answers as a token bucket; a missing key is a full one.
+# Several buckets are checked in order in one call (one round trip), as ``a and b`` would: the
+# first that refuses stops the check, and the buckets after it are not touched.
 GCRA_SCRIPT = """
 if redis.replicate_commands then redis.replicate_commands() end
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local full_at = tonumber(redis.call('GET', KEYS[1]))
-if full_at == nil or full_at < now then full_at = now end
-if full_at - now > tolerance then return 0 end
-full_at = full_at + interval
-redis.call('SET', KEYS[1], string.format('%d', full_at),
-  'PX', math.ceil((full_at - now) / 1000) + 1000)
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local full_at = tonumber(redis.call('GET', KEYS[i]))
+  if full_at == nil or full_at < now then full_at = now end
+  if full_at - now > tolerance then return 0 end
+  full_at = full_at + interval
+  redis.call('SET', KEYS[i], string.format('%d', full_at),
+    'PX', math.ceil((full_at - now) / 1000) + 1000)
+end
 return 1
 """
 
@@ -137,21 +141,27 @@ class _SharedStore:
             client = per_loop[url] = redis.asyncio.Redis.from_url(url, **_ASYNC_CLIENT_OPTIONS)
         return client
 
-    def _args(self, key: str, burst: float, rate: float) -> tuple:
-        interval = 1_000_000 / rate  # microseconds per token
-        return (1, key, str(round(interval)), str(round((burst - 1) * interval)))
+    def _args(self, buckets: list[tuple[str, float, float]]) -> tuple:
+        keys: list[str] = []
+        limits: list[str] = []
+        for key, burst, rate in buckets:
+            interval = 1_000_000 / rate  # microseconds per token
+            keys.append(key)
+            limits += [str(round(interval)), str(round((burst - 1) * interval))]
+        return (len(keys), *keys, *limits)
 
     def take(self, url: str, key: str, burst: float, rate: float) -> bool:
         """Take a token from the shared bucket ``key``; raise ``redis.RedisError`` on failure."""
-        client, args = self.client(url), self._args(key, burst, rate)
+        client, args = self.client(url), self._args([(key, burst, rate)])
         try:
             return bool(client.evalsha(self._script_sha, *args))
         except redis.exceptions.NoScriptError:
             return bool(client.eval(GCRA_SCRIPT, *args))
 
-    async def atake(self, url: str, key: str, burst: float, rate: float) -> bool:
-        """``take`` without blocking the event loop."""
-        client, args = self.async_client(url), self._args(key, burst, rate)
+    async def atake(self, url: str, buckets: list[tuple[str, float, float]]) -> bool:
+        """Take a token from each shared bucket ``(key, burst, rate)`` in order, in one round
+        trip, without blocking the event loop; stop at the first that refuses."""
+        client, args = self.async_client(url), self._args(buckets)
         try:
             return bool(await client.evalsha(self._script_sha, *args))
         except redis.exceptions.NoScriptError:
@@ -230,17 +240,7 @@ class RateLimiter:
 
     async def aallow(self, key: str) -> bool:
         """``allow`` for websocket consumers: waits for Redis without blocking the event loop."""
-        if self.name is not None and (target := _STORE.target()) is not None:
-            url, prefix = target
-            try:
-                allowed = await _STORE.atake(url, self._shared_key(prefix, key), *self._limit)
-            except redis.RedisError as exc:
-                _STORE.failed(url, exc)
-            else:
-                _STORE.recovered(url)
-                self._used_shared = True
-                return allowed
-        return self._allow_here(key, time.monotonic())
+        return await aallow_all([(self, key)])
 
     @property
     def _limit(self) -> tuple[float, float]:
@@ -287,6 +287,34 @@ class RateLimiter:
 
 
 _EVERY: weakref.WeakSet[RateLimiter] = weakref.WeakSet()
+
+
+async def aallow_all(checks: list[tuple[RateLimiter, str]]) -> bool:
+    """Take one token from each ``(limiter, key)`` in order, as ``a.allow(x) and b.allow(y)``.
+
+    When every limiter is named and Redis answers, all buckets are asked in one round trip
+    (one script call); the first bucket that refuses stops the check, and later buckets keep
+    their tokens. While Redis is down (or for unnamed limiters) each bucket counts in this
+    process, in the same order with the same stop.
+    """
+    if (
+        all(limiter.name is not None for limiter, _ in checks)
+        and (target := _STORE.target()) is not None
+    ):
+        url, prefix = target
+        buckets = [(limiter._shared_key(prefix, key), *limiter._limit) for limiter, key in checks]
+        try:
+            allowed = await _STORE.atake(url, buckets)
+        except redis.RedisError as exc:
+            _STORE.failed(url, exc)
+        else:
+            _STORE.recovered(url)
+            for limiter, _ in checks:
+                limiter._used_shared = True
+            return allowed
+    now = time.monotonic()
+    return all(limiter._allow_here(key, now) for limiter, key in checks)
+
 
 # Per connection by nature (the key is the connection's channel name): counted in the process.
 FRAMES_PER_CONNECTION = RateLimiter(*rate_from_env("OPENLINE_LIVECHAT_RATE_FRAMES", "40/10"))

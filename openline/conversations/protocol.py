@@ -13,15 +13,18 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import InterfaceError, OperationalError, connections
 
 from openline.conversations.actions import MAX_TEXT, ActionError
-from openline.conversations.events import EVENT_TYPE  # noqa: F401 - named in a comment below
+from openline.conversations.events import BATCH_TYPE, EVENT_TYPE
 from openline.core import jsonsafe, layer_watch, unavailable
 from openline.core.params import MAX_ID
 
 logger = logging.getLogger(__name__)
+
+_EVENT_TYPES = frozenset({EVENT_TYPE, BATCH_TYPE})
 
 MAX_FRAME = 4 * MAX_TEXT + 2048  # room for JSON escapes of a maximal text
 
@@ -219,6 +222,15 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     async def pre_dispatch(self, kind: str, frame: dict) -> bool:
         """Check authentication and limits before a frame is handled; False stops it."""
         return True
+
+    async def dispatch(self, message) -> None:
+        # An event from the channel layer is JSON text sent on as it is, with no database
+        # work: Channels' close_old_connections() before it (a hop to Django's single sync
+        # thread, queued behind every page the process serves) is skipped.
+        if message.get("type") in _EVENT_TYPES:
+            await getattr(self, get_handler_name(message))(message)
+            return
+        await super().dispatch(message)
 
     async def openline_events(self, message: dict) -> None:
         # A batch of events queued while the publisher was busy ("openline.events").

@@ -8,6 +8,7 @@ from channels.consumer import get_handler_name
 from django.conf import settings
 
 from openline.conversations import actions, events
+from openline.conversations.actions.common import check_text
 from openline.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -22,7 +23,7 @@ from openline.conversations.protocol import (
     int_field,
 )
 from openline.core.ip import scope_client_ip, scope_forwarded_scheme
-from openline.livechat import flows, limits, presence, resume, tokens
+from openline.livechat import flows, limits, message_pg, presence, resume, tokens
 from openline.openchannels.models import ConnectorKind, OpenChannel
 from openline.openchannels.policy import consent_offer, offer_payload
 
@@ -116,10 +117,13 @@ class VisitorConsumer(JsonFrameConsumer):
         if not limits.FRAMES_PER_CONNECTION.allow(self.channel_name):
             await self.send_error("rate_limited", "Too many frames; slow down.")
             return False
-        # The shared (Redis) buckets are asked without blocking the event loop.
-        if kind == "message" and not (
-            await limits.MESSAGES_PER_VISITOR.aallow(self.visitor.public_id.hex)
-            and await limits.MESSAGES_PER_IP.aallow(self.ip or "unknown")
+        # The shared (Redis) buckets, the visitor's then the IP's, are asked in one round
+        # trip without blocking the event loop.
+        if kind == "message" and not await limits.aallow_all(
+            [
+                (limits.MESSAGES_PER_VISITOR, self.visitor.public_id.hex),
+                (limits.MESSAGES_PER_IP, self.ip or "unknown"),
+            ]
         ):
             await self.send_error(
                 "rate_limited",
@@ -195,6 +199,23 @@ class VisitorConsumer(JsonFrameConsumer):
         page_url = raw_url if isinstance(raw_url, str) else ""
         # This socket is answered directly with what the action publishes (events.SENDER).
         answer = events.Answer(self.channel_name)
+        fell_back = False
+        if conversation_id and message_pg.usable():
+            # PostgreSQL: one autocommit statement from this event loop stores, notes and
+            # queues the webhooks; when it stores nothing the ORM path below tells why.
+            checked_text, checked_id = check_text(text, client_id)
+            stored = await message_pg.send(
+                channel=self.channel_obj,
+                visitor=self.visitor,
+                conversation_id=conversation_id,
+                text=checked_text,
+                client_id=checked_id,
+                answer=answer,
+            )
+            if stored is not None:
+                await self._answer(answer, stored)
+                return
+            fell_back = True
         sender = events.SENDER.set(answer)
         try:
             message, created = await db_async(flows.visitor_send, parallel=True)(
@@ -212,6 +233,12 @@ class VisitorConsumer(JsonFrameConsumer):
             raise
         finally:
             events.SENDER.reset(sender)
+        await self._answer(answer, message)
+        if fell_back:
+            # An endpoint this process did not know may be why: learn them for the next one.
+            await message_pg.learn_endpoints()
+
+    async def _answer(self, answer: events.Answer, message) -> None:
         texts = answer.texts("visitor")
         if not texts:
             # A resent frame: confirm it to this connection only; others already have it.

@@ -10,7 +10,12 @@ Limits can be tuned with OPENLINE_LIVECHAT_RATE_VISITOR / _IP / _START (and _FRA
 from __future__ import annotations
 
 # Re-exported so the frame limit can be read (and reset by tests) next to the live chat ones.
-from openline.conversations.limits import FRAMES_PER_CONNECTION, RateLimiter, rate_from_env
+from openline.conversations.limits import (
+    FRAMES_PER_CONNECTION,
+    RateLimiter,
+    aallow_all,
+    rate_from_env,
+)
 
 __all__ = [
     "FRAMES_PER_CONNECTION",
@@ -18,6 +23,7 @@ __all__ = [
     "MESSAGES_PER_VISITOR",
     "STARTS_PER_IP",
     "RateLimiter",
+    "aallow_all",
 ]
 
 MESSAGES_PER_VISITOR = RateLimiter(

@@ -39,26 +39,34 @@ def emit(event_type: str, data: dict, *, order_key: str = "") -> WebhookEvent | 
     if not endpoints:
         return None
     now = timezone.now()
-    event = WebhookEvent.objects.create(
+    event = new_event(event_type, data, now)
+    event.save(force_insert=True)
+    WebhookDelivery.objects.bulk_create(
+        [new_delivery(endpoint.pk, event, order_key, now) for endpoint in endpoints]
+    )
+    transaction.on_commit(_kick)
+    return event
+
+
+def new_event(event_type: str, data: dict, now) -> WebhookEvent:
+    """The (unsaved) event row for ``data`` at ``now``: the body every endpoint is sent."""
+    return WebhookEvent(
         type=event_type,
         payload={"type": event_type, "timestamp": iso(now), "data": data},
         created_at=now,
     )
-    WebhookDelivery.objects.bulk_create(
-        [
-            WebhookDelivery(
-                endpoint=endpoint,
-                event=event,
-                message_id=message_id(event.uuid, endpoint.pk),
-                order_key=order_key[:80],
-                next_attempt_at=now,
-                created_at=now,
-            )
-            for endpoint in endpoints
-        ]
+
+
+def new_delivery(endpoint_id: int, event: WebhookEvent, order_key: str, now) -> WebhookDelivery:
+    """The (unsaved) outbox row of ``event`` for one endpoint."""
+    return WebhookDelivery(
+        endpoint_id=endpoint_id,
+        event=event,
+        message_id=message_id(event.uuid, endpoint_id),
+        order_key=order_key[:80],
+        next_attempt_at=now,
+        created_at=now,
     )
-    transaction.on_commit(_kick)
-    return event
 
 
 def _kick() -> None:

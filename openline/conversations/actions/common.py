@@ -65,15 +65,24 @@ def publish_conversation(
     events.publish_after_commit(conversation=conversation, operators=payload, visitor=visitor_event)
 
 
+def message_events(conversation, message, **naming) -> tuple[dict, dict]:
+    """The events of a stored message: (the operators', the client's).
+
+    ``naming`` goes to ``events.conversation_payload`` (``known``: the client's name when
+    the caller already has it).
+    """
+    payload = events.message_payload(message)
+    operators = {
+        "type": "message",
+        "message": payload,
+        "conversation": events.conversation_payload(
+            conversation, unread=unread(conversation), **naming
+        ),
+    }
+    return operators, {"type": "message", "message": payload}
+
+
 def publish_message(conversation, message) -> None:
     """Publish a stored message to the operators and the client, after commit."""
-    payload = events.message_payload(message)
-    events.publish_after_commit(
-        conversation=conversation,
-        operators={
-            "type": "message",
-            "message": payload,
-            "conversation": events.conversation_payload(conversation, unread=unread(conversation)),
-        },
-        visitor={"type": "message", "message": payload},
-    )
+    operators, visitor = message_events(conversation, message)
+    events.publish_after_commit(conversation=conversation, operators=operators, visitor=visitor)

@@ -195,3 +195,47 @@ def test_aallow_falls_back_to_the_process_when_redis_is_unreachable(dead_redis_c
     started = time.monotonic()
     assert asyncio.run(take_three()) == [True, True, False]
     assert time.monotonic() - started < 1.0
+
+
+def test_aallow_all_asks_both_buckets_in_one_round_trip_and_stops_at_a_refusal(
+    redis_cache, monkeypatch
+):
+    import asyncio
+
+    client, prefix = redis_cache
+    visitor = RateLimiter(2, 0.01, name="pair-visitor")
+    ip = RateLimiter(3, 0.01, name="pair-ip")
+    calls: list[int] = []
+    real = limits._STORE.atake
+
+    async def counted(url, buckets):
+        calls.append(len(buckets))
+        return await real(url, buckets)
+
+    monkeypatch.setattr(limits._STORE, "atake", counted)
+
+    async def sends() -> list[bool]:
+        return [await limits.aallow_all([(visitor, "v"), (ip, "i")]) for _ in range(3)]
+
+    # The third message is refused by the visitor's bucket: the IP's keeps its third token.
+    assert asyncio.run(sends()) == [True, True, False]
+    assert calls == [2, 2, 2]
+    assert ip.allow("i") is True
+    assert ip.allow("i") is False
+    assert client.exists(f"{prefix}:rl:pair-visitor:2/0.01:v")
+
+
+def test_aallow_all_counts_in_the_process_in_the_same_order_while_redis_is_down(
+    dead_redis_cache,
+):
+    import asyncio
+
+    visitor = RateLimiter(2, 0.01, name="pair-visitor-down")
+    ip = RateLimiter(1, 0.01, name="pair-ip-down")
+
+    async def sends() -> list[bool]:
+        return [await limits.aallow_all([(visitor, "v"), (ip, "i")]) for _ in range(2)]
+
+    # The IP's bucket refuses the second; the visitor's had given its token first.
+    assert asyncio.run(sends()) == [True, False]
+    assert visitor._allow_here("v", time.monotonic()) is False
