@@ -99,7 +99,17 @@ class WidgetStartFastPath:
         events.start_publisher()
         request = ASGIRequest(scope, io.BytesIO(body))
         if start_lean.enabled():
-            answered = await start_lean.answer(request)
+            try:
+                answered = await start_lean.answer(request)
+            except Exception:  # noqa: BLE001 - perhaps after its commit: never the view again
+                log.exception("widget start failed on the one-statement path")
+                await _answer(
+                    send,
+                    500,
+                    [(b"content-type", b"application/json")],
+                    b'{"error": "server_error"}',
+                )
+                return
             if answered is not None:
                 await _send_response(send, answered)
                 return

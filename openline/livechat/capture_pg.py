@@ -21,9 +21,11 @@ message ids were computed. When any of it changed, the statement writes nothing 
 hands the request to the Django view, which reads everything fresh and answers (409
 ``consent_changed`` for a newly published version, 404 for a disabled channel, ...).
 
-The visitor, conversation and message ids come from blocks reserved from their sequences
-(one query per ``ID_BLOCK`` starts per process), so every payload is built before the
-statement by the same functions the ORM path uses. Consent records take their id in the
+The visitor, conversation and message ids come from small blocks reserved from their
+sequences (one query per block; a block sized to the process's rate and used for at most
+``ID_MAX_AGE`` seconds, so ids still follow creation order across processes to within about a
+second), so every payload is built before the statement by the same functions the ORM path
+uses. Consent records take their id in the
 statement itself: the sealer's id ranges stay in commit order as before.
 """
 
@@ -64,6 +66,11 @@ log = logging.getLogger(__name__)
 
 # Ids reserved per query from each of the visitor, conversation and message sequences.
 ID_BLOCK = 200
+# Requested languages whose shown text a channel keeps (more are read on each start).
+SHOWN_KEPT = 50
+# Reserved ids older than this are dropped unused, so ids follow creation order across
+# processes to within about this many seconds (as transactions of different length do).
+ID_MAX_AGE = 1.0
 # A channel read by this process is used until a statement finds it changed, or this long.
 CHANNEL_TTL = 60.0
 # The webhook events a start can emit, in the order the ORM path emits them.
@@ -99,8 +106,8 @@ class KnownKey(Exception):
 
 _channels: dict[str, ChannelState] = {}
 _endpoints: tuple[int, ...] = ()
-_ids: deque[tuple[int, int, int]] = deque()
-_ids_lock: asyncio.Lock | None = None
+_ids: deque[tuple[float, int, int, int]] = deque()  # (reserved at, visitor, conversation, message)
+_ids_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
 # ----- what the process keeps (read with the ORM, in a thread) ------------------------------
@@ -140,14 +147,13 @@ def load_shown(state: ChannelState, language: str) -> ShownText | None:
     return None
 
 
-async def channel_state(code: str, language: str | None) -> tuple[ChannelState, ShownText | None]:
-    """Return the channel (and the shown text for ``language`` when gated), reading on a miss.
+async def channel(code: str) -> ChannelState:
+    """Return what this process knows of the channel, reading it on a miss.
 
     Raises Stale when the channel is not a live chat here (the view answers it).
     """
     state = _channels.get(code)
-    now = time.monotonic()
-    if state is None or now - state.loaded_at > CHANNEL_TTL:
+    if state is None or time.monotonic() - state.loaded_at > CHANNEL_TTL:
         state = await asyncio.to_thread(in_thread, load_channel, code)
         if state is None:
             _channels.pop(code, None)
@@ -155,17 +161,27 @@ async def channel_state(code: str, language: str | None) -> tuple[ChannelState, 
         if len(_channels) > 1000:
             _channels.clear()
         _channels[code] = state
+    return state
+
+
+async def shown_text(state: ChannelState, language: str | None) -> ShownText | None:
+    """The text the gate shows for ``language`` (None without a gate), reading on a miss.
+
+    Kept per requested language and per the language it resolved to (an unknown language
+    resolves to the default one), at most ``SHOWN_KEPT`` per channel. Raises Stale when the
+    current version is no longer the one this process knows.
+    """
     if not state.gate:
-        return state, None
+        return None
     key = language or ""
     shown = state.shown.get(key)
     if shown is None:
         shown = await asyncio.to_thread(in_thread, load_shown, state, key)
         if shown is None:
-            raise Stale(code)
-        if len(state.shown) < 50:
+            raise Stale(state.channel.code)
+        if len(state.shown) < SHOWN_KEPT:
             state.shown[key] = shown
-    return state, shown
+    return shown
 
 
 def in_thread(function, *args):
@@ -184,18 +200,53 @@ def forget(code: str) -> None:
     _channels.pop(code, None)
 
 
-async def _next_ids() -> tuple[int, int, int]:
-    """Reserve (visitor, conversation, message) ids: one query per ID_BLOCK starts."""
-    global _ids_lock
-    if not _ids:
-        if _ids_lock is None:
-            _ids_lock = asyncio.Lock()
-        async with _ids_lock:
+_block = 8  # the next block's size: twice what the last block used, within [8, ID_BLOCK]
+
+
+def _take_id() -> tuple[int, int, int] | None:
+    global _block
+    oldest = time.monotonic() - ID_MAX_AGE
+    dropped = 0
+    while _ids:
+        reserved_at, *ids = _ids.popleft()
+        if reserved_at >= oldest:
             if not _ids:
-                async with pgasync.connection() as conn:
-                    cursor = await conn.execute(_reserve_sql(), (ID_BLOCK,))
-                    _ids.extend(await cursor.fetchall())
-    return _ids.popleft()
+                _block = min(ID_BLOCK, _block * 2)  # used up in time: busier than thought
+            return ids[0], ids[1], ids[2]
+        dropped += 1
+    if dropped:
+        _block = max(8, min(ID_BLOCK, 2 * (_block - dropped)))
+    return None
+
+
+async def _next_ids() -> tuple[int, int, int]:
+    """Reserve (visitor, conversation, message) ids: one query per block of starts.
+
+    A block is used for ``ID_MAX_AGE`` seconds at most, so a quiet process never hands out an
+    id that the sequence passed long ago; its size follows the process's rate of starts (up to
+    ``ID_BLOCK``), so few reserved ids go unused.
+    """
+    ids = _take_id()
+    if ids is not None:
+        return ids
+    loop = asyncio.get_running_loop()
+    lock = _ids_locks.get(loop)
+    if lock is None:
+        for other in [known for known in _ids_locks if known.is_closed()]:
+            del _ids_locks[other]
+        lock = _ids_locks[loop] = asyncio.Lock()
+    async with lock:
+        ids = _take_id()
+        if ids is not None:
+            return ids
+        async with pgasync.connection() as conn:
+            cursor = await conn.execute(_reserve_sql(), (_block,))
+            rows = await cursor.fetchall()
+        now = time.monotonic()
+        _ids.extend((now, *row) for row in rows)
+        ids = _take_id()
+        assert ids is not None
+        return ids
 
 
 def _reserve_sql() -> str:

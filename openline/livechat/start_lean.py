@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # OPENLINE_CAPTURE_FAST=0 sends every chat start through the Django view (the ORM path).
 ENABLED = os.environ.get("OPENLINE_CAPTURE_FAST", "1").strip() != "0"
 _RESPONSE = "_openline_lean_response"
+_OUTAGE_MIDDLEWARE = "openline.core.unavailable.UnavailableMiddleware"
 
 
 def enabled() -> bool:
@@ -55,7 +56,12 @@ def enabled() -> bool:
 
 
 class _Stack:
-    """``settings.MIDDLEWARE`` around a view that returns the answer already made."""
+    """``settings.MIDDLEWARE`` around a view that returns the answer already made.
+
+    The outage middleware is left out: its request-side check runs before the statement
+    (``answer`` asks the breaker first), and after the commit nothing may turn a stored
+    capture into a 503 that says nothing was saved.
+    """
 
     def __init__(self) -> None:
         def view(request: HttpRequest) -> HttpResponse:
@@ -63,6 +69,8 @@ class _Stack:
 
         handler = view
         for path in reversed(settings.MIDDLEWARE):
+            if path == _OUTAGE_MIDDLEWARE:
+                continue
             handler = import_string(path)(handler)
         self.handler = handler
         # The request-phase refusals that need no database: an HTTPS redirect, a bad host.
@@ -76,9 +84,23 @@ class _Stack:
         )
 
     def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """The answer with the headers the middleware adds; never another answer instead."""
         add_never_cache_headers(response)  # views.start is @never_cache
         setattr(request, _RESPONSE, response)
-        return self.handler(request)
+        try:
+            finished = self.handler(request)
+        except Exception:  # noqa: BLE001 - the answer is made: send it as it is
+            log.exception("chat start: the middleware failed on a finished answer")
+            return response
+        if finished.status_code != response.status_code:
+            # A middleware refused after the statement ran: the client must learn the truth.
+            log.error(
+                "chat start: middleware answered %s for a %s",
+                finished.status_code,
+                response.status_code,
+            )
+            return response
+        return finished
 
 
 _stack: _Stack | None = None
@@ -121,16 +143,13 @@ async def answer(request: HttpRequest) -> HttpResponse | None:
         idempotency=idempotency,
     )
     try:
-        state, shown = await capture_pg.channel_state(
-            start.code, start.accepted.language if start.accepted else start.language
-        )
+        state = await capture_pg.channel(start.code)
     except capture_pg.Stale:
         return None
     except Exception as exc:  # noqa: BLE001 - the view reads again and answers
         log.info("chat start: channel not read here (%s)", type(exc).__name__)
         return None
-    if not capture_pg.offered(state, shown, start.accepted):
-        return None  # consent_required / consent_changed: the view answers 409
+    # The view's order: the channel, then the rate limit, then the consent text.
     if not await limits.STARTS_PER_IP.aallow(start.ip or "unknown"):
         return stack.finish(
             request,
@@ -138,29 +157,53 @@ async def answer(request: HttpRequest) -> HttpResponse | None:
         )
     request.META[views.START_COUNTED] = True
     try:
+        shown = await capture_pg.shown_text(
+            state, start.accepted.language if start.accepted else start.language
+        )
+    except capture_pg.Stale:
+        return None
+    except Exception as exc:  # noqa: BLE001 - the view reads again and answers
+        log.info("chat start: consent text not read here (%s)", type(exc).__name__)
+        return None
+    if not capture_pg.offered(state, shown, start.accepted):
+        return None  # consent_required / consent_changed: the view answers 409
+    try:
         started, published, delivered = await capture_pg.capture(start, state, shown)
     except (capture_pg.Stale, capture_pg.KnownKey, ValidationError):
         return None
     except (psycopg.Error, PoolTimeout) as exc:
-        return _failed(request, exc)
-    response = stack.finish(request, views._started_response(state.channel, started))
-    for groups in published:
-        events.send_now(groups)
-    _after_commit(sealing=started.record is not None, delivered=delivered)
+        return _failed(request, stack, exc)
+    # Committed: from here on the answer is 201 whatever else fails.
+    made = views._started_response(state.channel, started)
+    response = stack.finish(request, made)
+    try:
+        for groups in published:
+            events.send_now(groups)
+        _after_commit(sealing=started.record is not None, delivered=delivered)
+    except Exception:  # noqa: BLE001 - the sweeps seal and deliver what was not scheduled
+        log.exception("chat start: stored, but its events or follow-up work failed")
     return response
 
 
-def _failed(request: HttpRequest, exc: Exception) -> HttpResponse | None:
-    """An outage answers 503 (and feeds the breaker); any other database error: the view."""
+def _failed(request: HttpRequest, stack: _Stack, exc: Exception) -> HttpResponse | None:
+    """An outage answers 503 (and feeds the breaker); any other database error: the view.
+
+    The statement is its own transaction, so a failed one wrote nothing. PostgreSQL's own
+    refusals that are not outages (a statement timeout, a deadlock, a lock wait) go to the
+    view, which answers them as it answers them on the ORM path.
+    """
     reason = unavailable.note_failure(exc)
-    if reason is None and isinstance(exc, psycopg.OperationalError | PoolTimeout):
+    unreachable = isinstance(exc, PoolTimeout) or (
+        isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
+    )
+    if reason is None and unreachable:
         reason = unavailable.DOWN
         unavailable.breaker.suspect()
     if reason is None:
         log.warning("chat start: statement refused (%s); the view answers", type(exc).__name__)
         return None
     log.warning("POST %s: 503 (%s: %s)", request.path, reason, type(exc).__name__)
-    return unavailable.unavailable_response(reason, path=request.path)
+    return stack.finish(request, unavailable.unavailable_response(reason, path=request.path))
 
 
 # ----- after the commit: sealing and webhook delivery, as the ORM path's on_commit hooks -----
