@@ -16,6 +16,7 @@ visitor from the same statement and the same row conversion.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -179,6 +180,20 @@ def load_visitor(*, code: str, public_id: str) -> Visitor | None:
     return None if key is None else _fetch("token", [key, code])
 
 
+_gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _gate() -> asyncio.Semaphore:
+    """The running loop's turn-taking for the async pool: one statement per connection."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        for other in [known for known in _gates if known.is_closed()]:
+            del _gates[other]
+        gate = _gates[loop] = asyncio.Semaphore(pgasync.MAX_SIZE)
+    return gate
+
+
 async def aload_visitor(*, code: str, public_id: str) -> Visitor | None:
     """``load_visitor`` from the event loop, on PostgreSQL (``pgasync.available()``).
 
@@ -191,7 +206,9 @@ async def aload_visitor(*, code: str, public_id: str) -> Visitor | None:
         return None
     sql = _plan()[0]
     try:
-        async with pgasync.connection() as conn:
+        # A storm's sockets wait here, in turn, as they would for a thread of the frame pool;
+        # only a connection the pool cannot give within its timeout means the database is down.
+        async with _gate(), pgasync.connection() as conn:
             cursor = conn.cursor()
             # As Django's connections read it: JSON as text, for the fields' own converters.
             cursor.adapters.register_loader("jsonb", TextLoader)
