@@ -198,19 +198,33 @@ def seed(env: dict, count: int) -> dict:
 
 
 def ceiling_app():
-    """A bare Channels consumer: accept, answer the first frame; same layer, no database."""
+    """A bare Channels consumer: accept, answer the first frame; same layer, no database.
+
+    The layer is the one settings give Openline (OPENLINE_CHANNEL_LAYER). Like Openline's
+    widget consumer it skips Channels' per-message ``close_old_connections`` thread hop (it has
+    no database), and like ``openline.asgi`` it freezes what was loaded at start-up out of the
+    garbage collector's sight: the ceiling does no work Openline is spared.
+    """
+    import gc
+
     import django
 
     django.setup()
+    from channels.consumer import get_handler_name
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import ProtocolTypeRouter, URLRouter
     from django.urls import path
 
     class Bare(AsyncWebsocketConsumer):
+        async def dispatch(self, message):
+            await getattr(self, get_handler_name(message))(message)
+
         async def receive(self, text_data=None, bytes_data=None):
             await self.send(text_data='{"type":"ready","messages":[]}')
 
-    return ProtocolTypeRouter({"websocket": URLRouter([path("ws/bare/", Bare.as_asgi())])})
+    app = ProtocolTypeRouter({"websocket": URLRouter([path("ws/bare/", Bare.as_asgi())])})
+    gc.freeze()
+    return app
 
 
 def start_workers(env: dict, port: int, workers: int, app: str, factory: bool = False):
