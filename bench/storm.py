@@ -228,10 +228,15 @@ def ceiling_app():
 
 
 def start_workers(env: dict, port: int, workers: int, app: str, factory: bool = False):
-    """Start uvicorn with ``workers`` processes (as ``manage.py serve --workers N``)."""
-    process = subprocess.Popen(
-        uvicorn_command(app, port=port, workers=workers, factory=factory), cwd=ROOT, env=env
-    )
+    """Start uvicorn with ``workers`` processes (as ``manage.py serve --workers N``).
+
+    Through ``openline.core.uvicorn_run``, as ``serve`` starts it: its workers get the server's
+    garbage collector thresholds (the ceiling's too).
+    """
+    command = uvicorn_command(app, port=port, workers=workers, factory=factory)
+    assert command[1:3] == ["-m", "uvicorn"]
+    command[2] = "openline.core.uvicorn_run"
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     import socket
 
     deadline = time.monotonic() + 60
