@@ -23,7 +23,7 @@ from openline.conversations.protocol import (
 )
 from openline.core import pgasync
 from openline.core.ip import scope_client_ip, scope_forwarded_scheme
-from openline.livechat import flows, limits, presence, resume, tokens
+from openline.livechat import flows, limits, presence, resume, resume_pg, tokens
 from openline.openchannels.models import ConnectorKind, OpenChannel
 from openline.openchannels.policy import consent_offer, offer_payload
 
@@ -161,9 +161,10 @@ class VisitorConsumer(JsonFrameConsumer):
             # One hop to the frame thread pool (not Django's single sync thread, where every
             # connecting socket of the process would queue) and, usually, one statement.
             return await db_async(self._load_sync, parallel=True)(public_id, last_id)
-        # PostgreSQL: the one statement from the event loop, prepared; a thread hop only when
-        # the frame needs more (missed messages, a consent offer).
-        visitor = await resume.aload_visitor(code=self.code, public_id=public_id)
+        # PostgreSQL: the one statement from the event loop, with the process's other
+        # reconnecting widgets; a thread hop only when the frame needs more (missed messages,
+        # a consent offer).
+        visitor = await resume_pg.aload_visitor(code=self.code, public_id=public_id)
         if visitor is None:
             return None
         self.visitor, self.channel_obj = visitor, visitor.channel

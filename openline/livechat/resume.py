@@ -7,29 +7,24 @@ conversation, the newest message id it could have missed, its latest consent rec
 channel's current consent version. A second statement runs only when there is something to
 send: missed messages (or the history of a fresh page), or the consent offer when one is due.
 
-On PostgreSQL the first statement runs straight from the event loop (``aload_visitor``, through
-``openline.core.pgasync``): no thread hop, and prepared once per pooled connection, so the
-server does not plan its seven subqueries again for every reconnecting widget. The ORM
-connection (``load_visitor``) stays the path on SQLite and for ``sync`` frames; both build the
-visitor from the same statement and the same row conversion.
+On PostgreSQL a reconnecting widget's first statement runs from the event loop, for many
+widgets at once (``resume_pg``): no thread hop, and prepared once per pooled connection, so the
+server does not plan its seven subqueries again for every widget. Django's connection
+(``load_visitor``) stays the path on SQLite and for ``sync`` frames; both build the visitor
+from the same statement text and the same row conversion.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
-import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
-from psycopg.types.string import TextLoader
-from psycopg_pool import PoolTimeout
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from openline.consent.models import AgreementVersion, ConsentRecord, ConsentState
 from openline.conversations import events
 from openline.conversations.models import Conversation, Message, Visitor
-from openline.core import pgasync
 from openline.livechat import tokens
 from openline.openchannels.hours import hours_state
 from openline.openchannels.models import Connector, ConnectorKind, OpenChannel
@@ -38,6 +33,8 @@ from openline.openchannels.policy import consent_offer, offer_payload
 HISTORY_LIMIT = 200
 MISSED_LIMIT = 500
 # What ready_frame reads besides the two rows, in this order after their columns.
+# Where the visitor's public id is in a row (rows start with the visitor's columns).
+PUBLIC_ID_COLUMN = [f.name for f in Visitor._meta.concrete_fields].index("public_id")
 EXTRA = (
     "resume_conversation",
     "resume_status",
@@ -115,6 +112,11 @@ def _plan():
                 f"v.{_col(Visitor, 'public_id')} = %s AND ch.{_col(OpenChannel, 'code')} = %s",
             ),
             "pk": base.replace("{where}", f"v.{q(Visitor._meta.pk.column)} = %s"),
+            # PostgreSQL, many widgets of one channel at once (resume_pg).
+            "tokens": base.replace(
+                "{where}",
+                f"v.{_col(Visitor, 'public_id')} = ANY(%s) AND ch.{_col(OpenChannel, 'code')} = %s",
+            ),
         }
         fields = [*Visitor._meta.concrete_fields, *OpenChannel._meta.concrete_fields]
         converters = []
@@ -124,6 +126,16 @@ def _plan():
             converters.append((column, found))
         plan = _compiled[engine] = (sql, converters, connections[DEFAULT_DB_ALIAS])
     return plan
+
+
+def statements() -> dict[str, str]:
+    """The statements by key: ``token``, ``pk`` and (PostgreSQL) ``tokens``."""
+    return _plan()[0]
+
+
+def flags() -> list[Any]:
+    """The parameters every statement ends with (active channel, enabled live chat)."""
+    return _flags()
 
 
 def _flags() -> list[Any]:
@@ -136,6 +148,11 @@ def _fetch(key: str, params: list[Any]) -> Visitor | None:
         cursor.execute(sql[key], [*params, *_flags()])
         row = cursor.fetchone()
     return None if row is None else _visitor(row)
+
+
+def visitor_from_row(row) -> Visitor:
+    """Build a visitor from a row of one of ``statements()`` (a new instance each time)."""
+    return _visitor(row)
 
 
 def _visitor(row) -> Visitor:
@@ -161,6 +178,11 @@ def _visitor(row) -> Visitor:
     return visitor
 
 
+def public_key(public_id: str):
+    """The database value of a token's visitor id, or None when it is not one."""
+    return _public_key(public_id)
+
+
 def _public_key(public_id: str):
     try:
         return Visitor._meta.get_field("public_id").get_db_prep_value(
@@ -178,45 +200,6 @@ def load_visitor(*, code: str, public_id: str) -> Visitor | None:
     """
     key = _public_key(public_id)
     return None if key is None else _fetch("token", [key, code])
-
-
-_gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-
-def _gate() -> asyncio.Semaphore:
-    """The running loop's turn-taking for the async pool: one statement per connection."""
-    loop = asyncio.get_running_loop()
-    gate = _gates.get(loop)
-    if gate is None:
-        for other in [known for known in _gates if known.is_closed()]:
-            del _gates[other]
-        gate = _gates[loop] = asyncio.Semaphore(pgasync.MAX_SIZE)
-    return gate
-
-
-async def aload_visitor(*, code: str, public_id: str) -> Visitor | None:
-    """``load_visitor`` from the event loop, on PostgreSQL (``pgasync.available()``).
-
-    The same statement and row conversion, on the loop's autocommit pool; the pool prepares
-    it on each connection's first use. A database that cannot be reached raises Django's
-    ``OperationalError`` (the socket is told ``unavailable`` and closed with 1013).
-    """
-    key = _public_key(public_id)
-    if key is None:
-        return None
-    sql = _plan()[0]
-    try:
-        # A storm's sockets wait here, in turn, as they would for a thread of the frame pool;
-        # only a connection the pool cannot give within its timeout means the database is down.
-        async with _gate(), pgasync.connection() as conn:
-            cursor = conn.cursor()
-            # As Django's connections read it: JSON as text, for the fields' own converters.
-            cursor.adapters.register_loader("jsonb", TextLoader)
-            await cursor.execute(sql["token"], [key, code, *_flags()], prepare=True)
-            row = await cursor.fetchone()
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise OperationalError(str(exc)) from exc
-    return None if row is None else _visitor(row)
 
 
 def reload_visitor(visitor: Visitor) -> Visitor | None:

@@ -1,12 +1,15 @@
 """The resume from the event loop (PostgreSQL, core.pgasync) reads what the ORM path reads.
 
-A reconnecting widget on PostgreSQL is looked up by ``resume.aload_visitor`` (the statement
-prepared on the loop's pool); ``resume.load_visitor`` on Django's connection stays the path on
-SQLite and for ``sync`` frames. Both must build the same visitor, channel and annotations, and
-so the same ``ready`` frame, in every state a returning widget can be in.
+A reconnecting widget on PostgreSQL is looked up by ``resume_pg.aload_visitor`` (the statement
+for many widgets at once, prepared on the loop's pool); ``resume.load_visitor`` on Django's
+connection stays the path on SQLite and for ``sync`` frames. Both must build the same visitor,
+channel and annotations, and so the same ``ready`` frame, in every state a returning widget can
+be in, alone or in a batch.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from django.db import connection
@@ -16,7 +19,7 @@ from openline.consent.services import update_agreement
 from openline.conversations import actions
 from openline.conversations.models import Message, Visitor
 from openline.core import pgasync
-from openline.livechat import resume, tokens
+from openline.livechat import resume, resume_pg, tokens
 from openline.livechat.tests.helpers import consented_visitor, run_async
 from openline.openchannels.services import set_connector
 
@@ -43,7 +46,7 @@ def _both(code: str, public_id: str) -> tuple[Visitor | None, Visitor | None]:
 
     async def from_loop():
         try:
-            return await resume.aload_visitor(code=code, public_id=public_id)
+            return await resume_pg.aload_visitor(code=code, public_id=public_id)
         finally:
             await pgasync.close()
 
@@ -116,3 +119,49 @@ def test_refused_visitors_are_refused_on_both_paths(channel, administrator):
     assert _both(channel.code, "not-hex") == (None, None)
     Visitor.objects.filter(pk=visitor.pk).update(erased_at=timezone.now())
     assert _both(channel.code, visitor.public_id.hex) == (None, None)
+
+
+def test_many_widgets_at_once_each_get_their_own_answer_in_few_statements(
+    channel, administrator, agreement, monkeypatch
+):
+    from openline.openchannels.services import create_open_channel
+
+    other = create_open_channel(
+        actor=administrator,
+        name="Other site",
+        operators=[],
+        connectors=["livechat"],
+        consent_enabled=True,
+        agreement=agreement,
+    )
+    visitors = [consented_visitor(channel, client_id=f"c{i}")[0].visitor for i in range(12)]
+    elsewhere = consented_visitor(other, client_id="o1")[0].visitor
+    Visitor.objects.filter(pk=visitors[3].pk).update(erased_at=timezone.now())
+    asks = [(channel.code, v.public_id.hex) for v in visitors]
+    asks += [(other.code, elsewhere.public_id.hex), (channel.code, elsewhere.public_id.hex)]
+    asks += [(channel.code, "not-hex"), (channel.code, visitors[0].public_id.hex)]
+    statements = []
+    select = resume_pg._select
+
+    async def counted(code, keys):
+        statements.append((code, len(keys)))
+        return await select(code, keys)
+
+    monkeypatch.setattr(resume_pg, "_select", counted)
+
+    async def from_loop():
+        try:
+            return await asyncio.gather(
+                *(resume_pg.aload_visitor(code=code, public_id=hex_id) for code, hex_id in asks)
+            )
+        finally:
+            await pgasync.close()
+
+    loaded = run_async(from_loop)
+    expected = [_state(resume.load_visitor(code=code, public_id=hex_id)) for code, hex_id in asks]
+    assert [_state(v) for v in loaded] == expected
+    assert expected[3] is None and expected[13] is None and expected[14] is None
+    assert expected[0] is not None and expected[12] is not None
+    # One statement per channel asked for; the same widget twice is two instances.
+    assert sorted(statements) == sorted([(channel.code, 13), (other.code, 1)])
+    assert loaded[0] is not loaded[15]
