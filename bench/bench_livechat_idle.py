@@ -10,7 +10,10 @@ prefix), 4 client processes open every socket as fast as the server answers: han
 was missed. The sockets are held to measure memory per idle socket, a sample answers ``ping``.
 
 Ceiling, same run, same server settings: a bare Channels consumer on the same layer that
-accepts and answers the first frame (no database). The client is ``bench/wsclient.py`` (raw
+accepts and answers the first frame (no database; like Openline's widget consumer it skips
+Channels' per-message database housekeeping hop, and its start-up objects are frozen out of the
+garbage collector's sight as in ``openline.asgi``). For comparison the same consumer also runs
+on channels_redis' own Pub/Sub layer (one Redis subscription per socket). The client is ``bench/wsclient.py`` (raw
 asyncio protocols, frames by hand): it costs a few percent of the server's CPU, reported as
 "client CPU time". The 2 cores are shared, not pinned: 2 server workers and 4 client
 processes; the open-files hard limit (20,000 per process) is why the sockets are spread over
@@ -236,16 +239,12 @@ def run(args) -> list[dict]:
             for token, last_id, _ in seeded["clients"]
         ]
         expected_missed = sum(n for _, _, n in seeded["clients"][warm:])
-        # The ceiling: the same server and layer, a consumer that only answers.
-        port = bench_port()
-        server = start_workers(env, port, workers, "bench.storm:ceiling_app", factory=True)
-        try:
-            storm(port, "/ws/bare/", firsts[:warm], processes=1, concurrency=CONCURRENCY)
-            bare = storm(
-                port, "/ws/bare/", firsts[warm:], processes=processes, concurrency=CONCURRENCY
-            )
-        finally:
-            stop(server)
+        # The ceiling: the same server and layer, a consumer that only answers; then the same
+        # consumer on channels_redis' own Pub/Sub layer (one subscription per socket).
+        bare, plain = (
+            _ceiling(env | {"OPENLINE_CHANNEL_LAYER": kind}, firsts, warm, processes)
+            for kind in (os.environ.get("OPENLINE_CHANNEL_LAYER", "pubsub"), "pubsub-plain")
+        )
         port = bench_port()
         server = start_workers(env, port, workers, "openline.asgi:application")
         path = f"/ws/widget/{seeded['code']}/"
@@ -265,7 +264,31 @@ def run(args) -> list[dict]:
             result["restarts"] = len(before - set(worker_pids(server.pid)))
         finally:
             stop(server)
-    return _rows(target, workers, bare, result, baseline, expected_missed, setup_seconds)
+    rows = _rows(target, workers, bare, result, baseline, expected_missed, setup_seconds)
+    plain_rate = plain["opened"] / plain["seconds"] if plain["seconds"] else 0.0
+    rows.insert(
+        3,
+        {
+            "name": "for comparison: the bare consumer on channels_redis' own Pub/Sub layer "
+            f"({plain['seconds']:.1f} s, {plain['failed']} failed)",
+            "value": round(plain_rate),
+            "unit": "connections/s",
+        },
+    )
+    return rows
+
+
+def _ceiling(env: dict, firsts: list[bytes], warm: int, processes: int) -> dict:
+    """Storm a bare Channels consumer (bench.storm.ceiling_app) under the same server command."""
+    from bench.storm import bench_port, start_workers, storm
+
+    port = bench_port()
+    server = start_workers(env, port, WORKERS, "bench.storm:ceiling_app", factory=True)
+    try:
+        storm(port, "/ws/bare/", firsts[:warm], processes=1, concurrency=CONCURRENCY)
+        return storm(port, "/ws/bare/", firsts[warm:], processes=processes, concurrency=CONCURRENCY)
+    finally:
+        stop(server)
 
 
 WORKERS = 2  # server processes (uvicorn workers); each holds about half the sockets

@@ -143,6 +143,13 @@ def _seed_main(count: int, out: str) -> None:
                         )
                 ConsentRecord.objects.bulk_create(records)
                 Message.objects.bulk_create(messages)
+    # Bulk-loaded tables have no planner statistics until ANALYZE runs (autovacuum may be off
+    # or not have come round yet); a live database has them. A few hundred ms at 20,000 rows.
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     clients = []
     visitors = Visitor.objects.filter(channel=channel).order_by("id")[:count]
     for visitor in visitors.iterator():
@@ -191,26 +198,45 @@ def seed(env: dict, count: int) -> dict:
 
 
 def ceiling_app():
-    """A bare Channels consumer: accept, answer the first frame; same layer, no database."""
+    """A bare Channels consumer: accept, answer the first frame; same layer, no database.
+
+    The layer is the one settings give Openline (OPENLINE_CHANNEL_LAYER). Like Openline's
+    widget consumer it skips Channels' per-message ``close_old_connections`` thread hop (it has
+    no database), and like ``openline.asgi`` it freezes what was loaded at start-up out of the
+    garbage collector's sight: the ceiling does no work Openline is spared.
+    """
+    import gc
+
     import django
 
     django.setup()
+    from channels.consumer import get_handler_name
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.routing import ProtocolTypeRouter, URLRouter
     from django.urls import path
 
     class Bare(AsyncWebsocketConsumer):
+        async def dispatch(self, message):
+            await getattr(self, get_handler_name(message))(message)
+
         async def receive(self, text_data=None, bytes_data=None):
             await self.send(text_data='{"type":"ready","messages":[]}')
 
-    return ProtocolTypeRouter({"websocket": URLRouter([path("ws/bare/", Bare.as_asgi())])})
+    app = ProtocolTypeRouter({"websocket": URLRouter([path("ws/bare/", Bare.as_asgi())])})
+    gc.freeze()
+    return app
 
 
 def start_workers(env: dict, port: int, workers: int, app: str, factory: bool = False):
-    """Start uvicorn with ``workers`` processes (as ``manage.py serve --workers N``)."""
-    process = subprocess.Popen(
-        uvicorn_command(app, port=port, workers=workers, factory=factory), cwd=ROOT, env=env
-    )
+    """Start uvicorn with ``workers`` processes (as ``manage.py serve --workers N``).
+
+    Through ``openline.core.uvicorn_run``, as ``serve`` starts it: its workers get the server's
+    garbage collector thresholds (the ceiling's too).
+    """
+    command = uvicorn_command(app, port=port, workers=workers, factory=factory)
+    assert command[1:3] == ["-m", "uvicorn"]
+    command[2] = "openline.core.uvicorn_run"
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     import socket
 
     deadline = time.monotonic() + 60

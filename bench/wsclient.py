@@ -159,7 +159,9 @@ async def storm(
                     payload = await asyncio.wait_for(answered, 60)
                     data = json.loads(payload)
                     if data.get("type") != expect:
-                        raise ConnectionError(f"answered {str(data.get('type'))[:20]}")
+                        kind = str(data.get("type"))[:20]
+                        code = f" {str(data.get('code'))[:20]}" if data.get("code") else ""
+                        raise ConnectionError(f"answered {kind}{code}")
                 except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
                     name = str(exc)[:60] or type(exc).__name__
                     result.errors[name] = result.errors.get(name, 0) + 1

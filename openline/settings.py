@@ -122,8 +122,13 @@ if CONFIG.redis_url:
     # RedisChannelLayer pulls them with one BZPOPMIN round trip per message per process, which
     # queued chat delivery up by seconds at 200 messages/s. Pub/Sub is at-most-once: a client
     # that misses an event (reconnect, Redis restart) resynchronises from its last message id.
-    # OPENLINE_CHANNEL_LAYER=core selects the list-based layer (used by the latency bench).
-    if os.environ.get("OPENLINE_CHANNEL_LAYER", "pubsub") == "core":
+    # The Pub/Sub layer is channels_redis' with one Redis subscription per process for its
+    # sockets' own channels (openline/core/channel_layer.py): a reconnecting widget costs Redis
+    # one group subscription, batched with the others, not two commands of its own.
+    # OPENLINE_CHANNEL_LAYER=core selects the list-based layer (used by the latency bench),
+    # pubsub-plain channels_redis' own Pub/Sub layer (the reconnect bench compares them).
+    layer_kind = os.environ.get("OPENLINE_CHANNEL_LAYER", "pubsub")
+    if layer_kind == "core":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -141,7 +146,11 @@ if CONFIG.redis_url:
     else:
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "BACKEND": (
+                    "channels_redis.pubsub.RedisPubSubChannelLayer"
+                    if layer_kind == "pubsub-plain"
+                    else "openline.core.channel_layer.ProcessPubSubChannelLayer"
+                ),
                 "CONFIG": {
                     "hosts": [{"address": CONFIG.redis_url}],
                     # Lets several deployments (or test runs) share one Redis safely.

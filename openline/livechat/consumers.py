@@ -22,8 +22,9 @@ from openline.conversations.protocol import (
     db_async,
     int_field,
 )
+from openline.core import pgasync
 from openline.core.ip import scope_client_ip, scope_forwarded_scheme
-from openline.livechat import flows, limits, message_pg, presence, resume, tokens
+from openline.livechat import flows, limits, message_pg, presence, resume, resume_pg, tokens
 from openline.openchannels.models import ConnectorKind, OpenChannel
 from openline.openchannels.policy import consent_offer, offer_payload
 
@@ -159,18 +160,33 @@ class VisitorConsumer(JsonFrameConsumer):
         await self.send_json(ready)
         presence.seen(self.visitor)
 
-    def _load(self, public_id: str, last_id: int):
-        # One hop to the frame thread pool (not Django's single sync thread, where every
-        # connecting socket of the process would queue) and, usually, one statement.
-        return db_async(self._load_sync, parallel=True)(public_id, last_id)
+    async def _load(self, public_id: str, last_id: int) -> dict | None:
+        if not pgasync.available():
+            # One hop to the frame thread pool (not Django's single sync thread, where every
+            # connecting socket of the process would queue) and, usually, one statement.
+            return await db_async(self._load_sync, parallel=True)(public_id, last_id)
+        # PostgreSQL: the one statement from the event loop, with the process's other
+        # reconnecting widgets; a thread hop only when the frame needs more (missed messages,
+        # a consent offer).
+        visitor = await resume_pg.aload_visitor(code=self.code, public_id=public_id)
+        if visitor is None:
+            return None
+        self.visitor, self.channel_obj = visitor, visitor.channel
+        if resume.needs_queries(visitor, last_id):
+            return await db_async(self._ready_sync, parallel=True)(last_id)
+        return self._ready_sync(last_id)
 
     def _load_sync(self, public_id: str, last_id: int) -> dict | None:
         visitor = resume.load_visitor(code=self.code, public_id=public_id)
         if visitor is None:
             return None
         self.visitor, self.channel_obj = visitor, visitor.channel
+        return self._ready_sync(last_id)
+
+    def _ready_sync(self, last_id: int) -> dict:
+        assert self.visitor is not None
         return resume.ready_frame(
-            visitor=visitor, last_id=last_id, language=self.language, base_url=self.base_url
+            visitor=self.visitor, last_id=last_id, language=self.language, base_url=self.base_url
         )
 
     # ----- frames ------------------------------------------------------------------------

@@ -6,6 +6,12 @@ on the active channel with an enabled live chat connector, and annotates its lat
 conversation, the newest message id it could have missed, its latest consent record and the
 channel's current consent version. A second statement runs only when there is something to
 send: missed messages (or the history of a fresh page), or the consent offer when one is due.
+
+On PostgreSQL a reconnecting widget's first statement runs from the event loop, for many
+widgets at once (``resume_pg``): no thread hop, and prepared once per pooled connection, so the
+server does not plan its seven subqueries again for every widget. Django's connection
+(``load_visitor``) stays the path on SQLite and for ``sync`` frames; both build the visitor
+from the same statement text and the same row conversion.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from openline.consent.models import AgreementVersion, ConsentRecord, ConsentState
 from openline.conversations import events
@@ -26,6 +33,8 @@ from openline.openchannels.policy import consent_offer, offer_payload
 HISTORY_LIMIT = 200
 MISSED_LIMIT = 500
 # What ready_frame reads besides the two rows, in this order after their columns.
+# Where the visitor's public id is in a row (rows start with the visitor's columns).
+PUBLIC_ID_COLUMN = [f.name for f in Visitor._meta.concrete_fields].index("public_id")
 EXTRA = (
     "resume_conversation",
     "resume_status",
@@ -87,8 +96,13 @@ _compiled: dict[str, tuple] = {}
 
 
 def _plan():
-    """Return (sql by key, converters of each row's columns) for this database vendor."""
-    plan = _compiled.get(connection.vendor)
+    """Return (sql by key, converters of each row's columns, the connection they were made for).
+
+    Kept per database engine. The event loop's path reads it too: looking up Django's
+    connection there would make a connection object for every socket's task.
+    """
+    engine = settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"]
+    plan = _compiled.get(engine)
     if plan is None:
         base = _build_sql()
         q = connection.ops.quote_name
@@ -98,6 +112,11 @@ def _plan():
                 f"v.{_col(Visitor, 'public_id')} = %s AND ch.{_col(OpenChannel, 'code')} = %s",
             ),
             "pk": base.replace("{where}", f"v.{q(Visitor._meta.pk.column)} = %s"),
+            # PostgreSQL, many widgets of one channel at once (resume_pg).
+            "tokens": base.replace(
+                "{where}",
+                f"v.{_col(Visitor, 'public_id')} = ANY(%s) AND ch.{_col(OpenChannel, 'code')} = %s",
+            ),
         }
         fields = [*Visitor._meta.concrete_fields, *OpenChannel._meta.concrete_fields]
         converters = []
@@ -105,29 +124,51 @@ def _plan():
             column = field.get_col("x")
             found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
             converters.append((column, found))
-        plan = _compiled[connection.vendor] = (sql, converters)
+        plan = _compiled[engine] = (sql, converters, connections[DEFAULT_DB_ALIAS])
     return plan
 
 
+def statements() -> dict[str, str]:
+    """The statements by key: ``token``, ``pk`` and (PostgreSQL) ``tokens``."""
+    return _plan()[0]
+
+
+def flags() -> list[Any]:
+    """The parameters every statement ends with (active channel, enabled live chat)."""
+    return _flags()
+
+
+def _flags() -> list[Any]:
+    return [True, str(ConnectorKind.LIVECHAT.value), True]
+
+
 def _fetch(key: str, params: list[Any]) -> Visitor | None:
-    sql, converters = _plan()
-    flags: list[Any] = [True, str(ConnectorKind.LIVECHAT.value), True]
+    sql = _plan()[0]
     with connection.cursor() as cursor:
-        cursor.execute(sql[key], [*params, *flags])
+        cursor.execute(sql[key], [*params, *_flags()])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _visitor(row)
+
+
+def visitor_from_row(row) -> Visitor:
+    """Build a visitor from a row of one of ``statements()`` (a new instance each time)."""
+    return _visitor(row)
+
+
+def _visitor(row) -> Visitor:
+    """Build the visitor, its channel and the ``resume_*`` annotations from one row."""
+    _, converters, wrapper = _plan()
     values = list(row)
     for i, (column, found) in enumerate(converters):
         for convert in found:
-            values[i] = convert(values[i], column, connection)
+            values[i] = convert(values[i], column, wrapper)
     nv = len(Visitor._meta.concrete_fields)
     nc = len(OpenChannel._meta.concrete_fields)
     visitor = Visitor.from_db(
-        connection.alias, [f.attname for f in Visitor._meta.concrete_fields], values[:nv]
+        DEFAULT_DB_ALIAS, [f.attname for f in Visitor._meta.concrete_fields], values[:nv]
     )
     channel = OpenChannel.from_db(
-        connection.alias,
+        DEFAULT_DB_ALIAS,
         [f.attname for f in OpenChannel._meta.concrete_fields],
         values[nv : nv + nc],
     )
@@ -137,19 +178,28 @@ def _fetch(key: str, params: list[Any]) -> Visitor | None:
     return visitor
 
 
+def public_key(public_id: str):
+    """The database value of a token's visitor id, or None when it is not one."""
+    return _public_key(public_id)
+
+
+def _public_key(public_id: str):
+    try:
+        return Visitor._meta.get_field("public_id").get_db_prep_value(
+            uuid.UUID(hex=public_id), _plan()[2]
+        )
+    except (ValueError, TypeError):
+        return None
+
+
 def load_visitor(*, code: str, public_id: str) -> Visitor | None:
     """Return the visitor of a valid token, with what ``ready_frame`` needs, or None.
 
     None when the visitor is erased or unknown, the channel inactive, or its live chat
     connector missing or disabled: the socket is then refused. Nothing here is cached.
     """
-    try:
-        key = Visitor._meta.get_field("public_id").get_db_prep_value(
-            uuid.UUID(hex=public_id), connection
-        )
-    except (ValueError, TypeError):
-        return None
-    return _fetch("token", [key, code])
+    key = _public_key(public_id)
+    return None if key is None else _fetch("token", [key, code])
 
 
 def reload_visitor(visitor: Visitor) -> Visitor | None:
@@ -167,33 +217,16 @@ def conversation_state(visitor: Visitor) -> dict | None:
     }
 
 
-def _messages(visitor: Visitor, last_id: int) -> list:
+def _missed_any(visitor: Visitor, last_id: int) -> bool:
+    """Tell whether the ``ready`` frame has messages to read (a second statement)."""
     if last_id:
         newest = visitor.resume_newest  # type: ignore[attr-defined]
-        if newest is None or newest <= last_id:
-            return []  # nothing was missed: no second statement
-        return list(
-            Message.objects.filter(
-                conversation__visitor=visitor,
-                conversation__channel_id=visitor.channel_id,
-                id__gt=last_id,
-            )
-            .select_related("author")
-            .order_by("id")[:MISSED_LIMIT]
-        )
-    current = visitor.resume_conversation  # type: ignore[attr-defined]
-    if current is None:
-        return []
-    latest = (
-        Message.objects.filter(conversation_id=current)
-        .select_related("author")
-        .order_by("-id")[:HISTORY_LIMIT]
-    )
-    return list(latest)[::-1]
+        return newest is not None and newest > last_id
+    return visitor.resume_conversation is not None  # type: ignore[attr-defined]
 
 
-def ready_frame(*, visitor: Visitor, last_id: int, language: str, base_url: str = "") -> dict:
-    """Build the ``ready`` frame: a fresh token, the conversation, missed messages, the gate."""
+def _consent_due(visitor: Visitor) -> tuple[bool, bool]:
+    """Return (a consent is required now, a consent is in force), from the annotated row."""
     channel = visitor.channel
     state = visitor.resume_consent_state  # type: ignore[attr-defined]
     in_force = state == ConsentState.GIVEN
@@ -205,6 +238,46 @@ def ready_frame(*, visitor: Visitor, last_id: int, language: str, base_url: str 
         and current is not None
         and not (in_force and visitor.resume_consent_version == current)  # type: ignore[attr-defined]
     )
+    return bool(required), in_force
+
+
+def needs_queries(visitor: Visitor, last_id: int) -> bool:
+    """Tell whether ``ready_frame`` reads the database beyond the visitor's row.
+
+    It does when messages were missed (or a fresh page asks for the history) and when a
+    consent is due (the offer and whether an older consent was given); a returning widget
+    that missed nothing gets its frame from the one row, without a thread hop.
+    """
+    return _missed_any(visitor, last_id) or _consent_due(visitor)[0]
+
+
+def _messages(visitor: Visitor, last_id: int) -> list:
+    if not _missed_any(visitor, last_id):
+        return []  # nothing was missed: no second statement
+    if last_id:
+        return list(
+            Message.objects.filter(
+                conversation__visitor=visitor,
+                conversation__channel_id=visitor.channel_id,
+                id__gt=last_id,
+            )
+            .select_related("author")
+            .order_by("id")[:MISSED_LIMIT]
+        )
+    current = visitor.resume_conversation  # type: ignore[attr-defined]
+    latest = (
+        Message.objects.filter(conversation_id=current)
+        .select_related("author")
+        .order_by("-id")[:HISTORY_LIMIT]
+    )
+    return list(latest)[::-1]
+
+
+def ready_frame(*, visitor: Visitor, last_id: int, language: str, base_url: str = "") -> dict:
+    """Build the ``ready`` frame: a fresh token, the conversation, missed messages, the gate."""
+    channel = visitor.channel
+    required, in_force = _consent_due(visitor)
+    current = visitor.resume_current_version  # type: ignore[attr-defined]
     changed = bool(
         required
         and ConsentRecord.objects.filter(

@@ -51,7 +51,8 @@ def test_database_url_and_redis_url_switch_to_postgresql_and_redis(tmp_path):
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["engine"] == "django.db.backends.postgresql"
-    assert loaded["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    # channels_redis' Pub/Sub layer with one subscription per process (core/channel_layer.py).
+    assert loaded["layer"] == "openline.core.channel_layer.ProcessPubSubChannelLayer"
     # Django's Redis cache, made never to fail a request while Redis is down (core/cache.py).
     assert loaded["cache"] == "openline.core.cache.ResilientRedisCache"
 
@@ -101,3 +102,22 @@ def test_readyz_with_the_redis_channel_layer(client, db, settings, redis_url):
         channel_layers.backends.clear()
     assert response.status_code == 200, response.content
     assert response.json()["checks"]["channel_layer"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("kind", "backend"),
+    [
+        ("core", "channels_redis.core.RedisChannelLayer"),
+        ("pubsub-plain", "channels_redis.pubsub.RedisPubSubChannelLayer"),
+    ],
+)
+def test_openline_channel_layer_selects_another_redis_layer(tmp_path, kind, backend):
+    result = _run(
+        {
+            "OPENLINE_VAR_DIR": str(tmp_path),
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "OPENLINE_CHANNEL_LAYER": kind,
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["layer"] == backend

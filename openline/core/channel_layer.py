@@ -1,0 +1,185 @@
+"""The Redis Pub/Sub channel layer with one subscription per process for its sockets' channels.
+
+``channels_redis.pubsub.RedisPubSubChannelLayer`` subscribes every socket's own channel name
+in Redis (``new_channel``: one SUBSCRIBE, and an UNSUBSCRIBE when it closes) and writes every
+group subscription as a command of its own. In a reconnection storm that is two Redis commands,
+two confirmations to parse and two socket writes per connecting widget, on the one connection
+that also carries every event.
+
+Here, as channels_redis' list-based layer does it, a socket's channel name carries its
+process's inbox: ``<prefix>specific.<inbox>!<random>``. The process subscribes once to the
+inbox ``<prefix>specific.<inbox>!``; ``send`` publishes to the inbox with the full channel name
+in front of the message, and the process's reader hands it to that socket's queue. Groups work
+as in channels_redis' Pub/Sub layer: one Redis subscription per group per process, however many
+of its sockets are members (the last ``group_discard`` unsubscribes). Subscriptions and
+unsubscriptions asked for while one is being written go out together, in order, as one
+SUBSCRIBE or UNSUBSCRIBE with many names.
+
+Everything else is channels_redis' Pub/Sub layer unchanged: messages to names without ``!``
+(named channels, groups), at-most-once delivery, sharding over several hosts, resubscribing
+everything (the inbox included) when the connection to Redis is made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from typing import Any
+
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close, decode_hosts
+
+# Between the full channel name and the serialised message in an inbox message; channel
+# names cannot contain it.
+SEPARATOR = b"\0"
+
+
+class BatchingShardConnection(RedisSingleShardConnection):
+    """One Redis host: subscriptions written in batches, inbox messages routed to sockets."""
+
+    def __init__(self, host, channel_layer) -> None:
+        super().__init__(host, channel_layer)
+        # Operations ("subscribe"/"unsubscribe", name) waiting for the next write, in order,
+        # and the future their callers wait on.
+        self._batch: tuple[list[tuple[str, str]], asyncio.Future] | None = None
+
+    async def subscribe(self, channel) -> None:
+        if channel in self._subscribed_to and not self._batch:
+            return  # already subscribed, nothing pending that could undo it
+        await self._enqueue("subscribe", channel)
+
+    async def unsubscribe(self, channel) -> None:
+        await self._enqueue("unsubscribe", channel)
+
+    def _enqueue(self, kind: str, channel: str) -> asyncio.Future:
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = ([], loop.create_future())
+            loop.create_task(self._write_batch())
+        operations, done = self._batch
+        operations.append((kind, channel))
+        return done
+
+    async def _write_batch(self) -> None:
+        async with self._lock:
+            # Everything asked for until the lock was free goes out now.
+            if self._batch is None:
+                return
+            operations, done = self._batch
+            self._batch = None
+            try:
+                self._ensure_redis()
+                self._ensure_receiver()
+                for kind, run in itertools.groupby(operations, key=lambda op: op[0]):
+                    names = list(dict.fromkeys(name for _, name in run))
+                    if kind == "subscribe":
+                        names = [n for n in names if n not in self._subscribed_to]
+                        if names:
+                            await self._pubsub.subscribe(*names)
+                            self._subscribed_to.update(names)
+                    else:
+                        names = [n for n in names if n in self._subscribed_to]
+                        if names:
+                            await self._pubsub.unsubscribe(*names)
+                            self._subscribed_to.difference_update(names)
+            except BaseException as exc:
+                if not done.done():
+                    done.set_exception(exc)
+                    done.exception()  # every caller sees it; none must also be logged
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                if not done.done():
+                    done.set_result(None)
+
+    async def publish(self, channel, message) -> None:
+        # A publish goes over the connection pool, not the subscriber connection: it need not
+        # wait behind a batch of subscriptions being written.
+        self._ensure_redis()
+        await self._redis.publish(channel, message)
+
+    async def flush(self) -> None:
+        self._batch = None
+        await super().flush()
+
+    def _receive_message(self, message) -> None:
+        if message is None:
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        if name in self.channel_layer.inboxes:
+            target, _, data = message["data"].partition(SEPARATOR)
+            queue = self.channel_layer.channels.get(target.decode())
+            if queue is not None:  # a socket that closed meanwhile: dropped, as Pub/Sub does
+                queue.put_nowait(data)
+            return
+        super()._receive_message(message)
+
+
+class ProcessPubSubLoopLayer(RedisPubSubLoopLayer):
+    """The layer of one event loop: an inbox per ``new_channel`` prefix, groups shared."""
+
+    def __init__(self, hosts=None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(hosts, *args, **kwargs)
+        self._shards = [BatchingShardConnection(host, self) for host in decode_hosts(hosts)]
+        self.inbox_id = uuid.uuid4().hex
+        self.inboxes: set[str] = set()
+
+    def _inbox(self, prefix: str) -> str:
+        return f"{self.prefix}{prefix}{self.inbox_id}!"
+
+    async def new_channel(self, prefix="specific.") -> str:
+        inbox = self._inbox(prefix)
+        if inbox not in self.inboxes:
+            await self._get_shard(inbox).subscribe(inbox)
+            self.inboxes.add(inbox)
+        channel = f"{inbox}{uuid.uuid4().hex}"
+        self.channels[channel] = asyncio.Queue()
+        return channel
+
+    async def send(self, channel, message) -> None:
+        if "!" not in channel:
+            await super().send(channel, message)
+            return
+        inbox = channel[: channel.index("!") + 1]
+        data = channel.encode() + SEPARATOR + self.channel_layer.serialize(message)
+        await self._get_shard(inbox).publish(inbox, data)
+
+    async def receive(self, channel):
+        if "!" not in channel:
+            return await super().receive(channel)
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue()
+        try:
+            message = await queue.get()
+        except (asyncio.CancelledError, TimeoutError, GeneratorExit):
+            # The consumer is gone (as in channels_redis): forget its queue. The inbox stays
+            # subscribed for the process's other sockets.
+            self.channels.pop(channel, None)
+            raise
+        return self.channel_layer.deserialize(message)
+
+    async def flush(self) -> None:
+        self.inboxes = set()
+        await super().flush()
+
+
+class ProcessPubSubChannelLayer(RedisPubSubChannelLayer):
+    """``RedisPubSubChannelLayer`` with one inbox subscription per process (see the module)."""
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            layer = self._layers[loop]
+        except KeyError:
+            layer = ProcessPubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer

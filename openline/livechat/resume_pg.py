@@ -1,0 +1,118 @@
+"""The reconnect lookup on PostgreSQL, from the event loop, for many widgets at once.
+
+``resume.load_visitor`` reads a returning widget's visitor, channel and annotations with one
+statement on Django's connection, from a worker thread. On PostgreSQL a process's reconnecting
+widgets are looked up here instead: the same statement, with ``public_id = ANY(...)`` for every
+widget of the channel that asked since the last statement went out, on the event loop's
+autocommit pool (``openline.core.pgasync``; prepared on each connection's first use). So a
+storm costs one round trip, one thread-free wait and one statement per batch, not per socket.
+At most ``pgasync.MAX_SIZE`` statements are in flight per process; the others' widgets wait
+for the next batch, as they would for a thread of the frame pool.
+
+Rows are built into visitors by ``resume``'s own conversion; the tests compare both paths
+column by column (``tests/test_resume_pg.py``). A database that cannot be reached raises
+Django's ``OperationalError`` in every waiting socket (told ``unavailable``, closed with 1013).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+from django.db import OperationalError
+from psycopg.types.string import TextLoader
+from psycopg_pool import PoolTimeout
+
+from openline.conversations.models import Visitor
+from openline.core import pgasync
+from openline.livechat import resume
+
+BATCH = 200  # widgets per statement at most
+
+
+class _Lookups:
+    """One event loop's waiting widgets, by channel code, and the statements in flight."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, dict[uuid.UUID, list[asyncio.Future]]] = {}
+        self.running = 0
+
+    def ask(self, code: str, key: uuid.UUID) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self.waiting.setdefault(code, {}).setdefault(key, []).append(answer)
+        if self.running < pgasync.MAX_SIZE:
+            self.running += 1
+            loop.create_task(self._run())
+        return answer
+
+    def _take(self) -> tuple[str, dict[uuid.UUID, list[asyncio.Future]]] | None:
+        for code, keys in self.waiting.items():
+            batch = {}
+            for key in list(keys)[:BATCH]:
+                batch[key] = keys.pop(key)
+            if not keys:
+                del self.waiting[code]
+            return code, batch
+        return None
+
+    async def _run(self) -> None:
+        try:
+            while (taken := self._take()) is not None:
+                code, batch = taken
+                try:
+                    found = await _select(code, list(batch))
+                except BaseException as exc:
+                    for answers in batch.values():
+                        for answer in answers:
+                            if not answer.done():
+                                answer.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for key, answers in batch.items():
+                    for answer in answers:
+                        if not answer.done():
+                            # Each socket gets its own instance: it keeps and changes it.
+                            row = found.get(key)
+                            answer.set_result(None if row is None else resume.visitor_from_row(row))
+        finally:
+            self.running -= 1
+
+
+_lookups: dict[asyncio.AbstractEventLoop, _Lookups] = {}
+
+
+def _of_loop() -> _Lookups:
+    loop = asyncio.get_running_loop()
+    lookups = _lookups.get(loop)
+    if lookups is None:
+        for other in [known for known in _lookups if known.is_closed()]:
+            del _lookups[other]
+        lookups = _lookups[loop] = _Lookups()
+    return lookups
+
+
+async def _select(code: str, keys: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
+    """Run the statement for ``keys`` on channel ``code``; return each found visitor's row."""
+    sql = resume.statements()["tokens"]
+    column = resume.PUBLIC_ID_COLUMN
+    try:
+        async with pgasync.connection() as conn:
+            cursor = conn.cursor()
+            # As Django's connections read it: JSON as text, for the fields' own converters.
+            cursor.adapters.register_loader("jsonb", TextLoader)
+            await cursor.execute(sql, [keys, code, *resume.flags()], prepare=True)
+            rows = await cursor.fetchall()
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise OperationalError(str(exc)) from exc
+    return {row[column]: row for row in rows}
+
+
+async def aload_visitor(*, code: str, public_id: str) -> Visitor | None:
+    """``resume.load_visitor`` from the event loop, batched with the process's other widgets."""
+    key = resume.public_key(public_id)
+    if key is None:
+        return None
+    return await _of_loop().ask(code, key)
