@@ -6,8 +6,9 @@ else creates an ``AgreementVersion``, a ``ConsentRecord`` or an ``AuditEvent``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ParamSpec
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -28,6 +29,8 @@ from openline.consent.models import (
     SourceType,
 )
 from openline.core.sanitize import render_agreement_text, sha256_hex
+
+P = ParamSpec("P")
 
 LANGUAGE_MAX = 10
 
@@ -259,62 +262,6 @@ def pseudonymous_label(visitor) -> str:
     return f"Visitor {str(visitor.public_id)[:8]}"
 
 
-def record_consent(
-    *,
-    visitor,
-    version: AgreementVersion,
-    language: str,
-    state: str,
-    method: str,
-    origin: str,
-    source_type: str,
-    source_id: str = "",
-    source_label: str = "",
-    address: str = "",
-    ip: str = "",
-    ip_missing_reason: str = "",
-    user_agent: str = "",
-    channel=None,
-    channel_settings: dict | None = None,
-    conversation=None,
-    evidence: dict | None = None,
-    shown: ShownText | None = None,
-) -> ConsentRecord:
-    """Append one record to the registry; the only way a record is ever written.
-
-    ``channel_settings`` is the channel's consent workflow at this moment, as the caller
-    reads it (``openchannels.services.consent_settings(channel)``); it is stored only with a
-    channel. ``shown`` is ``text_for(version, language)`` when the caller already picked it
-    (the live chat gate did, to check the hash the client saw). Takes no lock: concurrent
-    writers only insert rows, and sealing happens later.
-    """
-    record = consent_record(
-        visitor=visitor,
-        version=version,
-        language=language,
-        state=state,
-        method=method,
-        origin=origin,
-        source_type=source_type,
-        source_id=source_id,
-        source_label=source_label,
-        address=address,
-        ip=ip,
-        ip_missing_reason=ip_missing_reason,
-        user_agent=user_agent,
-        channel=channel,
-        channel_settings=channel_settings,
-        conversation=conversation,
-        evidence=evidence,
-        shown=shown,
-    )
-    with transaction.atomic(savepoint=False):
-        record.save()
-        signals.record_written.send(sender=ConsentRecord, record=record)
-        transaction.on_commit(_schedule_sealing)
-    return record
-
-
 def consent_record(
     *,
     visitor,
@@ -384,6 +331,30 @@ def consent_record(
         exclude=["visitor", "agreement", "version", "channel", "conversation", "uuid"]
     )
     return record
+
+
+def _appending(build: Callable[P, ConsentRecord]) -> Callable[P, ConsentRecord]:
+    def record_consent(*args: P.args, **kwargs: P.kwargs) -> ConsentRecord:
+        """Append one record to the registry; the only way a record is ever written.
+
+        Takes ``consent_record``'s arguments. ``channel_settings`` is the channel's consent
+        workflow at this moment, as the caller reads it
+        (``openchannels.services.consent_settings(channel)``); it is stored only with a channel.
+        ``shown`` is ``text_for(version, language)`` when the caller already picked it (the live
+        chat gate did, to check the hash the client saw). Takes no lock: concurrent writers only
+        insert rows, and sealing happens later.
+        """
+        record = build(*args, **kwargs)
+        with transaction.atomic(savepoint=False):
+            record.save()
+            signals.record_written.send(sender=ConsentRecord, record=record)
+            transaction.on_commit(_schedule_sealing)
+        return record
+
+    return record_consent
+
+
+record_consent = _appending(consent_record)
 
 
 def _schedule_sealing() -> None:

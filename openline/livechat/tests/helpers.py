@@ -18,6 +18,24 @@ def accepted_for(channel, language="en") -> flows.AcceptedConsent:
     )
 
 
+def start_body(
+    channel, text: str = "Hello, is the team plan monthly?", language: str | None = None, **extra
+) -> dict:
+    """The JSON of an accepted chat start as the widget posts it (``language``: the consent's)."""
+    accepted = accepted_for(channel)
+    return {
+        "text": text,
+        "language": "en",
+        "page_url": "https://shop.example/pricing",
+        "consent": {
+            "version": accepted.version_id,
+            "language": language or accepted.language,
+            "sha256": accepted.sha256,
+        },
+        **extra,
+    }
+
+
 def consented_visitor(
     channel,
     text="Hello",

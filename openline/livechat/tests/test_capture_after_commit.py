@@ -23,23 +23,9 @@ from openline.consent.models import ConsentRecord
 from openline.conversations.models import Conversation, Message
 from openline.core import pgasync, unavailable
 from openline.livechat import capture_pg, limits, start_lean, views
-from openline.livechat.tests.helpers import accepted_for
+from openline.livechat.tests.helpers import start_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _body(channel, text: str = "Hello there", language: str | None = None) -> dict:
-    accepted = accepted_for(channel)
-    return {
-        "text": text,
-        "language": "en",
-        "page_url": "https://shop.example/pricing",
-        "consent": {
-            "version": accepted.version_id,
-            "language": language or accepted.language,
-            "sha256": accepted.sha256,
-        },
-    }
 
 
 @pytest.fixture
@@ -69,7 +55,9 @@ def test_a_breaker_opened_during_the_statement_does_not_turn_the_capture_into_a_
 
     monkeypatch.setattr(capture_pg, "capture", capture_then_breaker_opens)
     try:
-        answer = httpx.post(f"{live_asgi.url}/widget/{channel.code}/start", json=_body(channel))
+        answer = httpx.post(
+            f"{live_asgi.url}/widget/{channel.code}/start", json=start_body(channel)
+        )
     finally:
         unavailable.breaker.reset()
     assert answer.status_code == 201, answer.text
@@ -86,7 +74,7 @@ def test_follow_up_work_failing_after_the_commit_still_answers_201(
         raise RuntimeError("the executor is gone")
 
     monkeypatch.setattr(start_lean, "_after_commit", boom)
-    answer = httpx.post(f"{live_asgi.url}/widget/{channel.code}/start", json=_body(channel))
+    answer = httpx.post(f"{live_asgi.url}/widget/{channel.code}/start", json=start_body(channel))
     assert answer.status_code == 201 and len(lean) == 1
     assert ConsentRecord.objects.count() == 1
 
@@ -100,7 +88,7 @@ def test_an_unexpected_error_is_a_json_500_and_the_view_does_not_capture_again(
     monkeypatch.setattr(views, "_started_response", broken)
     answer = httpx.post(
         f"{live_asgi.url}/widget/{channel.code}/start",
-        json=_body(channel),
+        json=start_body(channel),
         headers={"Idempotency-Key": "after-commit-error-0001"},
     )
     assert answer.status_code == 500
@@ -111,7 +99,7 @@ def test_an_unexpected_error_is_a_json_500_and_the_view_does_not_capture_again(
     monkeypatch.undo()
     again = httpx.post(
         f"{live_asgi.url}/widget/{channel.code}/start",
-        json=_body(channel),
+        json=start_body(channel),
         headers={"Idempotency-Key": "after-commit-error-0001"},
     )
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
@@ -168,7 +156,7 @@ def test_the_rate_limit_comes_before_any_consent_text_is_read(
     with httpx.Client() as client:
         for i in range(30):
             # Each with another (unknown) language: no cached text would help.
-            body = _body(channel, language=f"x{i}")
+            body = start_body(channel, language=f"x{i}")
             statuses.append(
                 client.post(f"{live_asgi.url}/widget/{channel.code}/start", json=body).status_code
             )
@@ -184,7 +172,7 @@ def test_reserved_ids_older_than_their_age_are_not_used(
     made = []
     for i, fast in enumerate((True, False, True)):
         monkeypatch.setattr(start_lean, "ENABLED", fast)
-        answer = httpx.post(url, json=_body(channel, f"start {i}"))
+        answer = httpx.post(url, json=start_body(channel, f"start {i}"))
         assert answer.status_code == 201
         made.append(answer.json()["conversation"]["id"])
         time.sleep(0.4)
