@@ -45,9 +45,9 @@ from django.utils import timezone
 from openline.consent.models import AgreementVersion
 from openline.consent.services import ShownText, consent_record
 from openline.conversations import events
+from openline.conversations.actions.lifecycle import new_conversation, new_visitor
 from openline.conversations.models import (
     Conversation,
-    ConversationStatus,
     Message,
     SenderKind,
     Visitor,
@@ -333,23 +333,17 @@ async def capture(
     visitor_id, conversation_id, message_pk = await _next_ids()
     conn = capture_sql.ops()
     now = timezone.now()
-    visitor = Visitor(
-        id=visitor_id,
+    # The rows create_visitor and start_conversation write, with the reserved ids.
+    visitor = new_visitor(
+        channel=channel,
         origin=VisitorOrigin.LIVECHAT,
-        channel=channel,
-        language=start.language[:10],
-        user_agent=start.user_agent[:1000],
-        last_seen_at=now,
+        language=start.language,
+        user_agent=start.user_agent,
     )
+    visitor.id, visitor.last_seen_at = visitor_id, now
     _stamp(visitor)
-    conversation = Conversation(
-        id=conversation_id,
-        channel=channel,
-        visitor=visitor,
-        origin=visitor.origin,
-        status=ConversationStatus.NEW,
-        page_url=start.page_url,
-    )
+    conversation = new_conversation(channel=channel, visitor=visitor, page_url=start.page_url)
+    conversation.id = conversation_id
     _stamp(conversation)
     conversation.assignee = None
     published: list[list[tuple[str, dict]]] = []

@@ -17,17 +17,33 @@ from openline.core.pageurl import clean_page_url
 LAST_SEEN_PRECISION = timedelta(minutes=10)
 
 
-def create_visitor(*, channel, origin: str, language: str = "", user_agent: str = "") -> Visitor:
-    """Create the profile of a client who reached ``channel`` through ``origin`` (no access)."""
-    visitor = Visitor(
+def new_visitor(*, channel, origin: str, language: str = "", user_agent: str = "") -> Visitor:
+    """The unsaved profile ``create_visitor`` writes (the one-statement chat start writes it too)."""
+    return Visitor(
         origin=origin,
         channel=channel,
         language=(language or "")[:10],
         user_agent=(user_agent or "")[:1000],
         last_seen_at=timezone.now(),
     )
+
+
+def create_visitor(*, channel, origin: str, language: str = "", user_agent: str = "") -> Visitor:
+    """Create the profile of a client who reached ``channel`` through ``origin`` (no access)."""
+    visitor = new_visitor(channel=channel, origin=origin, language=language, user_agent=user_agent)
     visitor.save(force_insert=True)
     return visitor
+
+
+def new_conversation(*, channel, visitor: Visitor, page_url: str = "") -> Conversation:
+    """The unsaved conversation ``start_conversation`` writes."""
+    return Conversation(
+        channel=channel,
+        visitor=visitor,
+        origin=visitor.origin,
+        status=ConversationStatus.NEW,
+        page_url=clean_page_url(page_url),
+    )
 
 
 # No savepoint: nothing here is caught and retried inside a caller's transaction, and a capture
@@ -35,13 +51,7 @@ def create_visitor(*, channel, origin: str, language: str = "", user_agent: str 
 @transaction.atomic(savepoint=False)
 def start_conversation(*, channel, visitor: Visitor, page_url: str = "") -> Conversation:
     """Start a new conversation of ``visitor`` on ``channel``."""
-    conversation = Conversation(
-        channel=channel,
-        visitor=visitor,
-        origin=visitor.origin,
-        status=ConversationStatus.NEW,
-        page_url=clean_page_url(page_url),
-    )
+    conversation = new_conversation(channel=channel, visitor=visitor, page_url=page_url)
     conversation.save(force_insert=True)
     publish_conversation(conversation, kind="conversation.started")
     signals.conversation_started.send(sender=Conversation, conversation=conversation)
