@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from channels.consumer import get_handler_name
 from django.conf import settings
@@ -70,6 +71,7 @@ class VisitorConsumer(JsonFrameConsumer):
     async def connect(self) -> None:
         self.code = self.scope["url_route"]["kwargs"]["code"]
         self.visitor: Visitor | None = None
+        self.joined: str | None = None  # the visitor's group, joined with a valid token
         self.channel_obj: OpenChannel | None = None
         self.ip = scope_client_ip(self.scope)
         self.user_agent = _header(self.scope, b"user-agent")[:1000]
@@ -91,11 +93,9 @@ class VisitorConsumer(JsonFrameConsumer):
         timer = getattr(self, "auth_timer", None)
         if timer is not None:
             timer.cancel()
-        visitor = getattr(self, "visitor", None)
-        if visitor is not None:
-            await events.leave_group(
-                self.channel_layer, events.visitor_group(visitor), self.channel_name
-            )
+        joined = getattr(self, "joined", None)  # None when refused before connect() ran
+        if joined is not None:
+            await events.leave_group(self.channel_layer, joined, self.channel_name)
 
     async def dispatch(self, message) -> None:
         # Channels first runs close_old_connections() on Django's single sync thread for every
@@ -149,14 +149,23 @@ class VisitorConsumer(JsonFrameConsumer):
         language = frame.get("language")
         if isinstance(language, str) and 0 < len(language) <= 10:
             self.language = language
+        try:
+            group = events.VISITOR_GROUP_PREFIX + uuid.UUID(public_id).hex
+        except ValueError:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        # The group is joined before the read: an event committed while the ready frame is read
+        # waits in this socket's queue and follows the frame (the widget keeps each message
+        # once, by id) instead of falling between the read and the join. The subscription is
+        # written without waiting for Redis' answer: no round trip here.
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = group
         ready = await self._load(public_id, last_id)
         self.authenticating = False
         if ready is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.auth_timer.cancel()
-        # Pub/Sub SUBSCRIBE is written without waiting for Redis' answer: no round trip here.
-        await self.channel_layer.group_add(events.visitor_group(self.visitor), self.channel_name)
         await self.send_json(ready)
         presence.seen(self.visitor)
 

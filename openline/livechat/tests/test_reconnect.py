@@ -14,7 +14,7 @@ from openline.conversations import actions
 from openline.conversations.models import Message, Visitor
 from openline.livechat import resume
 from openline.livechat.tests.helpers import consented_visitor, run_async
-from openline.livechat.tests.test_protocol import connect, ready
+from openline.livechat.tests.test_protocol import connect, next_of, ready
 from openline.openchannels.services import set_connector
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,3 +95,35 @@ def test_last_seen_is_written_in_a_batch_after_the_connection(live_asgi, channel
         assert seen > long_ago
 
     run_async(body)
+
+
+def test_a_reply_committed_while_the_ready_frame_is_read_still_reaches_the_widget(
+    live_asgi, channel, started, operator, monkeypatch
+):
+    """The visitor's group is joined before the read, so nothing falls between the two."""
+    from openline.livechat.consumers import VisitorConsumer
+
+    conversation, token = started[0].conversation, started[1]
+    newest = _newest_id()
+    original = VisitorConsumer._load
+
+    async def load_then_reply(self, public_id, last_id):
+        frame = await original(self, public_id, last_id)
+        # The operator answers right after the read, before the ready frame goes out.
+        await sync_to_async(actions.send_reply)(
+            conversation=conversation, actor=operator, text="Answered during your reconnect"
+        )
+        return frame
+
+    monkeypatch.setattr(VisitorConsumer, "_load", load_then_reply)
+
+    async def body() -> list[dict]:
+        comm = await connect(live_asgi, channel.code, token, last_id=newest)
+        frame = await ready(comm)
+        assert frame["messages"] == []  # read before the reply was stored
+        event = await next_of(comm, "message")
+        await comm.disconnect()
+        return [frame, event]
+
+    _, event = run_async(body)
+    assert event["message"]["text"] == "Answered during your reconnect"

@@ -87,8 +87,10 @@
     var names = ["", t.sent, t.delivered, t.read];
     if (level > (+li.dataset.mark || 0)) { li.dataset.mark = level; li.lastChild.textContent = names[level]; }
   }
+  // Returns whether the message is new here (a message can come twice: in "ready" and as the
+  // event that was queued while "ready" was read).
   function render(m) {
-    var li = nodes[m.id];
+    var li = nodes[m.id], fresh = !li;
     if (!li) {
       var p = m.client_id && S.pending[m.client_id];
       if (p) { li = p.el; delete S.pending[m.client_id]; li.classList.remove("ol-pending"); }
@@ -103,6 +105,7 @@
     if (m.id > S.lastId) S.lastId = m.id;
     if (m.sender === "operator" && (!S.lastOp || m.id > S.lastOp.id)) S.lastOp = { id: m.id, conv: m.conversation };
     stick();
+    return fresh;
   }
 
   // ----- working hours: outside them the client can still write ----------------------------
@@ -289,8 +292,8 @@
       Object.keys(S.pending).forEach(function (cid) { sendPending(cid, true); });
       updateMenu(); ack();
     } else if (f.type === "message") {
-      render(f.message);
-      if (f.message.sender === "operator") { typingEl.textContent = ""; if (!S.open) { S.unread++; tellParent({ openline: "unread", count: S.unread }); } }
+      var fresh = render(f.message);
+      if (fresh && f.message.sender === "operator") { typingEl.textContent = ""; if (!S.open) { S.unread++; tellParent({ openline: "unread", count: S.unread }); } }
       ack();
     } else if (f.type === "typing" && f.sender === "operator") {
       typingEl.textContent = t.typing.replace("%(name)s", f.name || t.operator);
