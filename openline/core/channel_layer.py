@@ -13,7 +13,9 @@ in front of the message, and the process's reader hands it to that socket's queu
 as in channels_redis' Pub/Sub layer: one Redis subscription per group per process, however many
 of its sockets are members (the last ``group_discard`` unsubscribes). Subscriptions and
 unsubscriptions asked for while one is being written go out together, in order, as one
-SUBSCRIBE or UNSUBSCRIBE with many names.
+SUBSCRIBE or UNSUBSCRIBE with many names; each caller learns the outcome of its own step, and a
+group that a socket joins while its last member's UNSUBSCRIBE is in flight is subscribed again
+after it. Publishes keep their order (one at a time per host), as channels_redis' do.
 
 Everything else is channels_redis' Pub/Sub layer unchanged: messages to names without ``!``
 (named channels, groups), at-most-once delivery, sharding over several hosts, resubscribing
@@ -44,25 +46,27 @@ class BatchingShardConnection(RedisSingleShardConnection):
 
     def __init__(self, host, channel_layer) -> None:
         super().__init__(host, channel_layer)
-        # Operations ("subscribe"/"unsubscribe", name) waiting for the next write, in order,
-        # and the future their callers wait on.
-        self._batch: tuple[list[tuple[str, str]], asyncio.Future] | None = None
+        # Operations (kind, name, the future its caller waits on) for the next write, in order.
+        self._batch: list[tuple[str, str, asyncio.Future]] | None = None
+        # Publishes go out one after another, in the order they were asked for (as under
+        # channels_redis' shard lock), but never wait behind a batch of subscriptions.
+        self._publish_lock = asyncio.Lock()
 
     async def subscribe(self, channel) -> None:
-        if channel in self._subscribed_to and not self._batch:
-            return  # already subscribed, nothing pending that could undo it
+        if channel in self._subscribed_to and self._batch is None and not self._lock.locked():
+            return  # subscribed, and no write pending or in flight that could undo it
         await self._enqueue("subscribe", channel)
 
     async def unsubscribe(self, channel) -> None:
         await self._enqueue("unsubscribe", channel)
 
     def _enqueue(self, kind: str, channel: str) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
         if self._batch is None:
-            loop = asyncio.get_running_loop()
-            self._batch = ([], loop.create_future())
+            self._batch = []
             loop.create_task(self._write_batch())
-        operations, done = self._batch
-        operations.append((kind, channel))
+        done = loop.create_future()
+        self._batch.append((kind, channel, done))
         return done
 
     async def _write_batch(self) -> None:
@@ -70,13 +74,19 @@ class BatchingShardConnection(RedisSingleShardConnection):
             # Everything asked for until the lock was free goes out now.
             if self._batch is None:
                 return
-            operations, done = self._batch
-            self._batch = None
+            operations, self._batch = self._batch, None
             try:
                 self._ensure_redis()
                 self._ensure_receiver()
-                for kind, run in itertools.groupby(operations, key=lambda op: op[0]):
-                    names = list(dict.fromkeys(name for _, name in run))
+            except BaseException as exc:
+                _settle([done for _, _, done in operations], exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            for kind, run in itertools.groupby(operations, key=lambda op: op[0]):
+                step = list(run)
+                names = list(dict.fromkeys(name for _, name, _ in step))
+                try:
                     if kind == "subscribe":
                         names = [n for n in names if n not in self._subscribed_to]
                         if names:
@@ -87,24 +97,24 @@ class BatchingShardConnection(RedisSingleShardConnection):
                         if names:
                             await self._pubsub.unsubscribe(*names)
                             self._subscribed_to.difference_update(names)
-            except BaseException as exc:
-                if not done.done():
-                    done.set_exception(exc)
-                    done.exception()  # every caller sees it; none must also be logged
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                if not done.done():
-                    done.set_result(None)
+                except BaseException as exc:
+                    # Only this step's callers fail; the later steps are still written.
+                    _settle([done for _, _, done in step], exc)
+                    if not isinstance(exc, Exception):
+                        _settle([done for _, _, done in operations], exc)
+                        raise
+                    continue
+                _settle([done for _, _, done in step], None)
 
     async def publish(self, channel, message) -> None:
-        # A publish goes over the connection pool, not the subscriber connection: it need not
-        # wait behind a batch of subscriptions being written.
+        # Over the connection pool, not the subscriber connection.
         self._ensure_redis()
-        await self._redis.publish(channel, message)
+        async with self._publish_lock:
+            await self._redis.publish(channel, message)
 
     async def flush(self) -> None:
-        self._batch = None
+        pending, self._batch = self._batch or [], None
+        _settle([done for _, _, done in pending], LayerFlushed("the channel layer was flushed"))
         await super().flush()
 
     def _receive_message(self, message) -> None:
@@ -120,6 +130,22 @@ class BatchingShardConnection(RedisSingleShardConnection):
                 queue.put_nowait(data)
             return
         super()._receive_message(message)
+
+
+class LayerFlushed(Exception):
+    """A subscription asked for before ``flush()`` was dropped with everything else."""
+
+
+def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    """Give each waiting caller its result (None) or the error; a settled one is left alone."""
+    for done in futures:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+            done.exception()  # its caller sees it; it must not also be logged as unretrieved
 
 
 class ProcessPubSubLoopLayer(RedisPubSubLoopLayer):

@@ -241,3 +241,94 @@ def _answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except redis.RedisError:
         return False
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3, 4])
+def test_a_group_joined_while_its_last_members_unsubscribe_is_in_flight_stays_subscribed(
+    redis_url, turns
+):
+    prefix = f"test-layer-{uuid.uuid4().hex[:8]}."
+
+    async def body():
+        layer = _layer(redis_url, prefix)
+        old, new = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("g", old)
+        leaving = asyncio.ensure_future(layer.group_discard("g", old))
+        for _ in range(turns):  # the UNSUBSCRIBE is being written meanwhile
+            await asyncio.sleep(0)
+        await layer.group_add("g", new)
+        await leaving
+        await _wait_for(lambda: f"{prefix}__group__g" in _subscribed(redis_url, prefix))
+        await layer.group_send("g", {"type": "x.event", "n": 1})
+        got = await asyncio.wait_for(layer.receive(new), 5)
+        await layer.flush()
+        return got
+
+    assert _run(body) == {"type": "x.event", "n": 1}
+
+
+def test_a_failed_step_fails_only_its_callers_and_later_steps_are_still_written(redis_url):
+    prefix = f"test-layer-{uuid.uuid4().hex[:8]}."
+
+    async def body():
+        layer = _layer(redis_url, prefix)
+        a, b = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("c", a)
+        shard = layer._get_layer()._shards[0]
+        real = shard._pubsub.subscribe
+
+        async def failing(*names):
+            if any(name.endswith("__group__b") for name in names):
+                raise redis.exceptions.ConnectionError("this write fails")
+            return await real(*names)
+
+        shard._pubsub.subscribe = failing
+        outcomes = await asyncio.gather(
+            layer.group_add("b", b), layer.group_discard("c", a), return_exceptions=True
+        )
+        shard._pubsub.subscribe = real
+        await _wait_for(lambda: f"{prefix}__group__c" not in _subscribed(redis_url, prefix))
+        await layer.flush()
+        return outcomes
+
+    joined, left = _run(body)
+    assert isinstance(joined, redis.exceptions.ConnectionError)
+    assert left is None  # its UNSUBSCRIBE was written, and it was told so
+
+
+def test_a_subscription_pending_at_flush_is_told_so(redis_url):
+    from openline.core.channel_layer import LayerFlushed
+
+    prefix = f"test-layer-{uuid.uuid4().hex[:8]}."
+
+    async def body():
+        layer = _layer(redis_url, prefix)
+        channel = await layer.new_channel()
+        joining = asyncio.ensure_future(layer.group_add("g", channel))
+        await asyncio.sleep(0)  # queued, not yet written
+        await layer.flush()
+        try:
+            await asyncio.wait_for(joining, 5)
+        except LayerFlushed:
+            return "told"
+        return "returned"
+
+    assert _run(body) in ("told", "returned")  # never left waiting
+
+
+def test_publishes_to_one_group_arrive_in_the_order_they_were_asked_for(redis_url):
+    prefix = f"test-layer-{uuid.uuid4().hex[:8]}."
+
+    async def body():
+        receiving = _layer(redis_url, prefix)
+        channel = await receiving.new_channel()
+        await receiving.group_add("g", channel)
+        await _wait_for(lambda: f"{prefix}__group__g" in _subscribed(redis_url, prefix))
+        sending = _layer(redis_url, prefix)
+        await asyncio.gather(*(sending.group_send("g", {"type": "x", "n": n}) for n in range(40)))
+        got = [(await asyncio.wait_for(receiving.receive(channel), 5))["n"] for _ in range(40)]
+        await sending.flush()
+        await receiving.flush()
+        return got
+
+    assert _run(body) == list(range(40))
