@@ -7,12 +7,16 @@ After erasure the visitor shows as "Deleted client <pseudonymous id>".
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from openline.conversations.events import visitor_group
 from openline.conversations.models import (
     Conversation,
     ConversationNote,
@@ -22,7 +26,12 @@ from openline.conversations.models import (
 )
 from openline.conversations.outbox import forget_client
 
+logger = logging.getLogger(__name__)
+
 ERASED_REASON = "The client's data was deleted"
+# The channel-layer message that closes a visitor's open sockets (the widget's consumer
+# handles it as ``visitor_sockets_close``).
+SOCKETS_CLOSE_TYPE = "visitor.sockets.close"
 
 # Sent inside the erasing transaction, before the identity is blanked, with keyword
 # arguments ``visitor`` (still carrying ``external_id``), ``channel_id``, ``origin`` and
@@ -64,6 +73,9 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
         last_message_preview="", page_url=""
     )
     already = visitor.erased_at is not None
+    # The client's open widgets are closed once this commits (they start over as a new client).
+    group = visitor_group(visitor)
+    transaction.on_commit(lambda: _close_sockets(group))
     if not already:
         visitor_erased.send(
             sender=Visitor,
@@ -87,3 +99,13 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
         messages=deleted,
         already_erased=already,
     )
+
+
+def _close_sockets(group: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": SOCKETS_CLOSE_TYPE})
+    except Exception as exc:  # noqa: BLE001 - committed; every frame is checked again anyway
+        logger.warning("erased client's sockets not told: %s", type(exc).__name__)

@@ -12,8 +12,10 @@ Rules for callers:
   transaction, so a failure leaves nothing half-written. When the statement changes nothing,
   the caller takes the ORM path, which tells why — exactly as ``store_pg`` does.
 * Connections speak UTC, like Django's (``USE_TZ``); timestamps go in as aware datetimes.
-* ``psycopg.OperationalError`` and ``psycopg_pool.PoolTimeout`` mean the database cannot be
-  reached: callers answer 503 through ``openline.core.unavailable``, never 500.
+* ``psycopg.OperationalError`` without a SQLSTATE and ``psycopg_pool.PoolTimeout`` mean the
+  database cannot be reached: callers answer 503 through ``openline.core.unavailable``, never
+  500. A lock wait longer than ``LOCK_TIMEOUT_MS`` fails the statement (55P03, nothing written):
+  callers take the ORM path then.
 
 The pool has its own size (``OPENLINE_DB_ASYNC_POOL_MAX``, default 8 per process) next to
 Django's (``OPENLINE_DB_POOL_MAX``); both count towards PostgreSQL's ``max_connections``.
@@ -32,6 +34,8 @@ from psycopg_pool import AsyncConnectionPool
 MAX_SIZE = int(os.environ.get("OPENLINE_DB_ASYNC_POOL_MAX", "") or 8)
 # Seconds a caller waits for a connection (the same knob as Django's pool).
 TIMEOUT = float(os.environ.get("OPENLINE_DB_POOL_TIMEOUT", "") or 2)
+
+LOCK_TIMEOUT_MS = 1000
 
 _pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
 
@@ -56,7 +60,12 @@ def conninfo() -> str:
             continue
         if isinstance(value, str | int):
             params[key] = str(value)
-    params["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
+    # A row lock held elsewhere (a long erasure, a migration) must not pin this small pool's
+    # connections: after LOCK_TIMEOUT_MS the statement gives up (55P03) and the caller takes
+    # the ORM path, which waits in Django's pool.
+    params["options"] = (
+        params.get("options", "") + f" -c TimeZone=UTC -c lock_timeout={LOCK_TIMEOUT_MS}"
+    ).strip()
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v != ""})
 
 

@@ -97,6 +97,12 @@ class VisitorConsumer(JsonFrameConsumer):
         if joined is not None:
             await events.leave_group(self.channel_layer, joined, self.channel_name)
 
+    async def visitor_sockets_close(self, message: dict) -> None:
+        # The client's data was deleted: this socket ends as one with an invalid token does,
+        # and the widget starts over as a new client.
+        self.closing = True
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
     async def dispatch(self, message) -> None:
         # Channels first runs close_old_connections() on Django's single sync thread for every
         # message (connect, each frame, each event): a thread hop that every reconnecting socket

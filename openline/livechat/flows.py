@@ -370,6 +370,9 @@ def _visitor_send(
     check_resent: bool = True,
 ) -> tuple[Message, bool]:
     text, client_id = check_text(text, client_id)
+    if Visitor.objects.filter(pk=visitor.pk, erased_at__isnull=False).exists():
+        # The client's data was deleted while this socket was open: nothing more is stored.
+        raise ActionError("not_found", "This chat is no longer available.")
     conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
     if conversation_id:
         # The visitor filter inside receive_into keeps clients to their own conversations.

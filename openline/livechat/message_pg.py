@@ -88,7 +88,7 @@ _DELIVERY_SPECIALS = {
 def _statement() -> str:
     user = get_user_model()
     conversations, messages = _table(Conversation), _table(Message)
-    endpoints = _table(WebhookEndpoint)
+    endpoints, visitors = _table(WebhookEndpoint), _table(Visitor)
     message_values = ", ".join(["conv.id"] + [f"%(m_{f.attname})s" for f in _inserted(Message)[1:]])
     assert _inserted(Message)[0].attname == "conversation_id", "the conversation comes first"
     event_values = ", ".join(
@@ -109,6 +109,9 @@ def _statement() -> str:
                 last_message_preview = %(preview)s, unread_count = c.unread_count + 1
             WHERE c.id = %(conversation)s AND c.visitor_id = %(visitor)s
               AND c.channel_id = %(channel)s AND c.origin = %(origin)s AND c.status <> %(closed)s
+              AND EXISTS (
+                SELECT 1 FROM {visitors} AS v WHERE v.id = c.visitor_id AND v.erased_at IS NULL
+              )
               AND NOT EXISTS (
                 SELECT 1 FROM {messages} AS m
                 WHERE m.conversation_id = c.id AND m.client_id = %(m_client_id)s
@@ -269,8 +272,13 @@ async def send(
             row = await cursor.fetchone()
     except psycopg.IntegrityError:
         return None  # a concurrent copy of this frame won: the ORM path returns it
+    except psycopg.errors.LockNotAvailable:
+        return None  # another transaction holds the conversation: the ORM path waits its turn
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise OperationalError(f"the database cannot be reached: {exc}") from exc
+        # Classified by the cause (core/unavailable.py): an outage, or the statement's problem.
+        answered = getattr(exc, "sqlstate", None) is not None
+        what = "the statement was refused" if answered else "the database cannot be reached"
+        raise OperationalError(f"{what}: {type(exc).__name__}") from exc
     if row is None:
         return None
     conversation, known_name, deliveries = _conversation(row)

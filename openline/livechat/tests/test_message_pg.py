@@ -332,3 +332,67 @@ def test_an_unreachable_database_is_an_outage_not_a_crash(
         run_async(body)
     assert unavailable.classify(failed.value) == unavailable.DOWN
     assert not Message.objects.filter(client_id="c-5").exists()
+
+
+def test_an_erased_clients_open_socket_stores_nothing_more(
+    postgres_only, channel, operator, administrator, published
+):
+    from django.utils import timezone
+
+    from openline.conversations.erasure import erase_visitor
+    from openline.conversations.models import Visitor
+
+    started = _client(channel, operator)
+    visitor, conversation = started.visitor, started.conversation
+    # The socket still holds the visitor object it loaded before the erasure.
+    Visitor.objects.filter(pk=visitor.pk).update(erased_at=timezone.now())
+    before = Message.objects.count()
+    fast, _ = _fast(
+        channel=channel, visitor=visitor, conversation_id=conversation.pk, text="Hi", client_id="e1"
+    )
+    assert fast is None and Message.objects.count() == before
+    erase_visitor(actor=administrator, visitor=visitor)
+    for conversation_id in (conversation.pk, None):
+        with pytest.raises(actions.ActionError) as refused:
+            flows.visitor_send(
+                channel=channel,
+                visitor=visitor,
+                conversation_id=conversation_id,
+                text="Still here?",
+                client_id="e2",
+            )
+        assert refused.value.code == "not_found"
+    assert not Message.objects.filter(conversation__visitor=visitor).exists()
+    assert Conversation.objects.filter(visitor=visitor).count() == 1
+
+
+def test_a_conversation_locked_elsewhere_sends_the_message_down_the_orm_path(
+    postgres_only, channel, operator, published, monkeypatch
+):
+    import psycopg
+
+    started = _client(channel, operator)
+    monkeypatch.setattr(pgasync, "LOCK_TIMEOUT_MS", 200)
+    with psycopg.connect(pgasync.conninfo()) as holder:
+        holder.execute(
+            "SELECT id FROM conversations_conversation WHERE id = %s FOR UPDATE",
+            [started.conversation.pk],
+        )
+        fast, _ = _fast(
+            channel=channel,
+            visitor=started.visitor,
+            conversation_id=started.conversation.pk,
+            text="Waiting for the lock",
+            client_id="lock-1",
+        )
+        holder.rollback()
+    assert fast is None
+    assert not Message.objects.filter(client_id="lock-1").exists()
+    message, _ = _orm(
+        channel=channel,
+        visitor=started.visitor,
+        conversation_id=started.conversation.pk,
+        text="Waiting for the lock",
+        client_id="lock-1",
+    )
+    assert message.pk and Message.objects.filter(client_id="lock-1").count() == 1

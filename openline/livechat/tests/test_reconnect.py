@@ -127,3 +127,19 @@ def test_a_reply_committed_while_the_ready_frame_is_read_still_reaches_the_widge
 
     _, event = run_async(body)
     assert event["message"]["text"] == "Answered during your reconnect"
+
+
+def test_deleting_the_clients_data_closes_their_open_widget(
+    live_asgi, channel, started, administrator
+):
+    from openline.conversations.erasure import erase_visitor
+
+    visitor, token = started[0].visitor, started[1]
+
+    async def body() -> int | None:
+        comm = await connect(live_asgi, channel.code, token, last_id=0)
+        await ready(comm)
+        await sync_to_async(erase_visitor)(actor=administrator, visitor=visitor)
+        return await comm.close_code()
+
+    assert run_async(body) == 4401
