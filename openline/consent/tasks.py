@@ -35,6 +35,11 @@ def seal_pending_records() -> dict:
 _last_scheduled = 0.0
 
 
+def sealing_due() -> bool:
+    """True when ``schedule_sealing`` would enqueue a run now (answered from memory)."""
+    return time.monotonic() - _last_scheduled >= SEAL_DELAY.total_seconds()
+
+
 def schedule_sealing(*, force: bool = False) -> None:
     """Enqueue one sealing run a moment from now (at most one per window, per process).
 
@@ -46,7 +51,7 @@ def schedule_sealing(*, force: bool = False) -> None:
     global _last_scheduled
     now = time.monotonic()
     if not force:
-        if now - _last_scheduled < SEAL_DELAY.total_seconds():
+        if not sealing_due():
             return
         _last_scheduled = now
     try:

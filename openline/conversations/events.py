@@ -142,7 +142,7 @@ def publish_after_commit(*, conversation, operators: dict | None, visitor: dict 
     While a consumer answers its own frame (``SENDER``), that socket gets these events from
     the consumer and skips the copies that come back through Redis.
     """
-    groups = _groups(conversation, operators, visitor)
+    groups = event_groups(conversation, operators, visitor)
     answer = SENDER.get()
     transaction.on_commit(lambda: send_now(groups, answer=answer))
 
@@ -153,10 +153,13 @@ def publish_committed(
     """Send what one autocommit statement has just committed (a client's message from the
     event loop): the same groups as ``publish_after_commit``, at once; ``answer`` is told too."""
     start_publisher()
-    send_now(_groups(conversation, operators, visitor), answer=answer)
+    send_now(event_groups(conversation, operators, visitor), answer=answer)
 
 
-def _groups(conversation, operators: dict | None, visitor: dict | None) -> list[tuple[str, dict]]:
+def event_groups(
+    conversation, operators: dict | None, visitor: dict | None
+) -> list[tuple[str, dict]]:
+    """Each (group, event) pair: ``operators`` to the staff groups, ``visitor`` to the client."""
     groups: list[tuple[str, dict]] = []
     if operators is not None:
         groups += [(group, operators) for group in staff_groups(conversation.channel_id)]

@@ -45,6 +45,7 @@ from django.utils import timezone
 from openline.consent.models import AgreementVersion
 from openline.consent.services import ShownText, consent_record
 from openline.conversations import events
+from openline.conversations.actions.common import conversation_events, message_events
 from openline.conversations.actions.lifecycle import new_conversation, new_visitor
 from openline.conversations.models import (
     Conversation,
@@ -455,42 +456,15 @@ async def _run(statement: capture_sql.Statement, params: dict, code: str) -> int
     return delivered
 
 
-# ----- events (as conversations.actions.common publishes them) -------------------------------
-
-
-def _groups(conversation, operators: dict, visitor: dict) -> list[tuple[str, dict]]:
-    groups = [(group, operators) for group in events.staff_groups(conversation.channel_id)]
-    groups.append((events.visitor_group(conversation.visitor), visitor))
-    return groups
+# ----- events (built by conversations.actions.common, as the ORM path publishes them) -------
 
 
 def _conversation_started(conversation) -> list[tuple[str, dict]]:
     # A new visitor has no CRM name yet: known=None is what naming.client_names finds.
-    kind = "conversation.started"
-    operators = {
-        "type": kind,
-        "conversation": events.conversation_payload(
-            conversation, unread=conversation.unread_count, known=None
-        ),
-    }
-    visitor = {
-        "type": kind,
-        "conversation": {
-            "id": conversation.id,
-            "status": conversation.status,
-            "closed_reason": conversation.closed_reason,
-        },
-    }
-    return _groups(conversation, operators, visitor)
+    operators, visitor = conversation_events(conversation, kind="conversation.started", known=None)
+    return events.event_groups(conversation, operators, visitor)
 
 
 def _message_stored(conversation, message) -> list[tuple[str, dict]]:
-    payload = events.message_payload(message)
-    operators = {
-        "type": "message",
-        "message": payload,
-        "conversation": events.conversation_payload(
-            conversation, unread=conversation.unread_count, known=None
-        ),
-    }
-    return _groups(conversation, operators, {"type": "message", "message": payload})
+    operators, visitor = message_events(conversation, message, known=None)
+    return events.event_groups(conversation, operators, visitor)

@@ -23,7 +23,6 @@ ORM path, which tells why. A database that cannot be reached raises Django's
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import psycopg
@@ -43,12 +42,12 @@ from openline.conversations.models import (
     Visitor,
     VisitorOrigin,
 )
-from openline.conversations.protocol import db_async
 from openline.core import pgasync, unavailable
 from openline.crm import naming as crm_naming
 from openline.crm.models import CrmItem, CrmVisitor
 from openline.webhooks import events as webhook_events
 from openline.webhooks import outbox
+from openline.webhooks import tasks as webhook_tasks
 from openline.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 EVENT_TYPE = webhook_events.MESSAGE_RECEIVED
@@ -58,7 +57,6 @@ OUTBOX_RECEIVER = "openline.webhooks.message"
 
 # Active webhook endpoints this process knows (ids), read again after every ORM fallback.
 _known_endpoints: tuple[int, ...] = ()
-_background: set[asyncio.Task] = set()
 
 
 def _table(model) -> str:
@@ -293,7 +291,7 @@ async def send(
         conversation=conversation, operators=operators, visitor=visitor_event, answer=answer
     )
     if deliveries:
-        _in_background(_kick)
+        webhook_tasks.kick_soon()
     return message
 
 
@@ -313,18 +311,6 @@ def _conversation(row) -> tuple[Conversation, str | None, int]:
     else:
         conversation.assignee = None
     return conversation, row[end], row[end + 1]
-
-
-def _kick() -> None:
-    from openline.webhooks.tasks import kick
-
-    kick()
-
-
-def _in_background(func) -> None:
-    task = asyncio.ensure_future(db_async(func, parallel=True)())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 async def learn_endpoints() -> None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
-import time
 
 import psycopg
 from django.conf import settings
@@ -215,38 +213,9 @@ def _after_commit(*, sealing: bool, delivered: int) -> None:
         from openline.consent import tasks as consent_tasks
 
         # schedule_sealing answers from memory within its window; only a due run needs a thread.
-        window = consent_tasks.SEAL_DELAY.total_seconds()
-        if time.monotonic() - consent_tasks._last_scheduled >= window:
+        if consent_tasks.sealing_due():
             loop.run_in_executor(None, capture_pg.in_thread, consent_tasks.schedule_sealing)
     if delivered:
-        _kick(loop)
+        from openline.webhooks.tasks import kick_soon
 
-
-_kick_lock = threading.Lock()
-_kick_running = False
-_kick_again = False
-
-
-def _kick(loop: asyncio.AbstractEventLoop) -> None:
-    """Ask for webhook delivery after this commit; one request in flight, repeated if needed."""
-    global _kick_running, _kick_again
-    with _kick_lock:
-        if _kick_running:
-            _kick_again = True
-            return
-        _kick_running = True
-    loop.run_in_executor(None, capture_pg.in_thread, _kick_until_done)
-
-
-def _kick_until_done() -> None:
-    global _kick_running, _kick_again
-    from openline.webhooks.tasks import kick
-
-    while True:
-        with _kick_lock:
-            _kick_again = False
-        kick()
-        with _kick_lock:
-            if not _kick_again:
-                _kick_running = False
-                return
+        kick_soon()

@@ -42,13 +42,19 @@ def unread(conversation) -> int:
     return conversation.unread_count
 
 
-def publish_conversation(
-    conversation, *, kind: str, extra: dict | None = None, visitor: bool = True
-) -> None:
-    """Publish a conversation state change (``kind``) to operators and, unless told not, the client."""
+def conversation_events(
+    conversation, *, kind: str, extra: dict | None = None, visitor: bool = True, **naming
+) -> tuple[dict, dict | None]:
+    """The events of a conversation state change: (the operators', the client's or None).
+
+    ``naming`` goes to ``events.conversation_payload`` (``known``: the client's name when the
+    caller already has it).
+    """
     payload = {
         "type": kind,
-        "conversation": events.conversation_payload(conversation, unread=unread(conversation)),
+        "conversation": events.conversation_payload(
+            conversation, unread=unread(conversation), **naming
+        ),
     }
     if extra:
         payload.update(extra)
@@ -62,6 +68,16 @@ def publish_conversation(
                 "closed_reason": conversation.closed_reason,
             },
         }
+    return payload, visitor_event
+
+
+def publish_conversation(
+    conversation, *, kind: str, extra: dict | None = None, visitor: bool = True
+) -> None:
+    """Publish a conversation state change (``kind``) to operators and, unless told not, the client."""
+    payload, visitor_event = conversation_events(
+        conversation, kind=kind, extra=extra, visitor=visitor
+    )
     events.publish_after_commit(conversation=conversation, operators=payload, visitor=visitor_event)
 
 
