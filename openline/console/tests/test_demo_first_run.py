@@ -97,6 +97,8 @@ def test_the_printed_demo_website_chats_with_the_operator_inbox(browser, first_r
     row = operator.locator(".conv-row").filter(has_text=QUESTION)
     row.wait_for()
     row.click()
+    # The reply goes out once the inbox is live (Enter before its script runs types a newline).
+    operator.locator("#live-state.on").wait_for()
     operator.get_by_label("Reply").fill("Yes, grind it a little finer than for filter.")
     operator.get_by_label("Reply").press("Enter")
     frame.locator(".ol-op .ol-bubble").filter(has_text="grind it a little finer").wait_for()
