@@ -9,7 +9,11 @@ Rules for callers:
 
 * Only on PostgreSQL (``available()``); SQLite always takes the ORM path.
 * One statement per state change (a data-modifying CTE), in autocommit: the statement is the
-  transaction, so a failure leaves nothing half-written. When the statement changes nothing,
+  transaction, so a failure leaves nothing half-written. ``fetchone_batched`` (group commit)
+  sends the statements that arrive together in one pipeline, committed by one Sync; a refused
+  one rolls them back and each runs again alone. Only for statements that insert new rows (a
+  chat start): statements that lock existing rows (a message updating its conversation) could
+  deadlock across processes' shared transactions and stay one transaction each. When the statement changes nothing,
   the caller takes the ORM path, which tells why — exactly as ``store_pg`` does.
 * Connections speak UTC, like Django's (``USE_TZ``); timestamps go in as aware datetimes.
 * ``psycopg.OperationalError`` without a SQLSTATE and ``psycopg_pool.PoolTimeout`` mean the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -104,3 +109,106 @@ async def close() -> None:
     pool = _pools.pop(loop, None)
     if pool is not None:
         await pool.close()
+
+
+# ----- group commit: concurrent one-statement writes of a loop share one transaction --------
+
+# At most this many statements per shared transaction, and this many transactions in flight per
+# event loop (the rest wait and join the next one).
+BATCH_MAX = int(os.environ.get("OPENLINE_DB_BATCH_MAX", "") or 16)
+BATCH_FLIGHTS = int(os.environ.get("OPENLINE_DB_BATCH_FLIGHTS", "") or 2)
+
+
+class _Batcher:
+    def __init__(self) -> None:
+        self.pending: deque[tuple[str, list, asyncio.Future]] = deque()
+        self.flights: set[asyncio.Task] = set()  # held here: a task nobody holds may be collected
+
+    async def fetchone(self, sql: str, values: list):
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((sql, values, future))
+        if len(self.flights) < BATCH_FLIGHTS:
+            flight = asyncio.ensure_future(self._flush())
+            self.flights.add(flight)
+            flight.add_done_callback(self.flights.discard)
+        return await future
+
+    async def _flush(self) -> None:
+        while self.pending:
+            batch = [self.pending.popleft() for _ in range(min(BATCH_MAX, len(self.pending)))]
+            await _settle(batch)
+
+
+def _rolled_back(exc: BaseException) -> bool:
+    """True when the server refused the transaction (nothing of it committed, connection fine)."""
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(exc, psycopg.Error) and bool(state) and not state.startswith(("08", "57"))
+
+
+async def _alone(sql: str, values: list, future: asyncio.Future) -> None:
+    try:
+        async with connection() as conn:
+            cursor = psycopg.AsyncRawCursor(conn)
+            await cursor.execute(sql, values)
+            row = await cursor.fetchone()
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        if not future.done():
+            future.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        if not future.done():
+            future.set_result(row)
+
+
+async def _settle(batch: list[tuple[str, list, asyncio.Future]]) -> None:
+    if len(batch) == 1:
+        await _alone(*batch[0])
+        return
+    try:
+        async with connection() as conn:
+            cursors = []
+            async with conn.pipeline():
+                for sql, values, _future in batch:
+                    cursor = psycopg.AsyncRawCursor(conn)
+                    await cursor.execute(sql, values)
+                    cursors.append(cursor)
+            rows = [await cursor.fetchone() for cursor in cursors]
+    except BaseException as exc:  # noqa: BLE001 - each caller learns its own outcome
+        if isinstance(exc, Exception) and _rolled_back(exc):
+            # One statement (or the commit) was refused: the whole transaction was rolled
+            # back; each statement runs alone, so each caller gets its own answer.
+            for item in batch:
+                await _alone(*item)
+            return
+        for _sql, _values, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise
+        return
+    for (_sql, _values, future), row in zip(batch, rows, strict=True):
+        if not future.done():
+            future.set_result(row)
+
+
+_batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
+
+
+async def fetchone_batched(sql: str, values: list):
+    """Run a one-statement write and return its first row, sharing a commit with its neighbours.
+
+    Statements that arrive on this loop while an earlier transaction is in flight are sent
+    together in pipeline mode and committed by one Sync (one WAL flush for all). The caller's
+    row is returned only after that commit. When the server refuses any of them, the shared
+    transaction is rolled back and each statement runs again alone, in its own transaction.
+    Only for statements that take no row locks others could take in another order (inserts of
+    new rows), so a shared transaction cannot deadlock with another.
+    """
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        for other in [known for known in _batchers if known.is_closed()]:
+            del _batchers[other]
+        batcher = _batchers[loop] = _Batcher()
+    return await batcher.fetchone(sql, values)

@@ -3,7 +3,10 @@
 ``flows.livechat_start`` stays the definition of a start. For its common case — a new visitor
 (no token) on a live chat channel, with or without the consent gate and an Idempotency-Key —
 this module writes exactly the same rows in ONE data-modifying statement sent over
-``openline.core.pgasync`` (autocommit: the statement is the transaction):
+``openline.core.pgasync`` (``fetchone_batched``: the starts that arrive on a process's loop
+while an earlier one is in flight share one transaction and one WAL flush — group commit — and
+each is answered only after that commit; a statement the server refuses makes each run again
+alone, so a failure never leaves anything half-written):
 
 * the start key (``ON CONFLICT DO NOTHING``: a known key writes nothing, and the caller hands
   the request to the Django view, which replays it or refuses it 422);
@@ -39,7 +42,6 @@ import time
 import uuid
 from collections import deque
 
-import psycopg
 from django.utils import timezone
 
 from openline.consent.models import AgreementVersion
@@ -441,10 +443,7 @@ async def capture(
 
 async def _run(statement: capture_sql.Statement, params: dict, code: str) -> int:
     global _endpoints
-    async with pgasync.connection() as conn:
-        cursor = psycopg.AsyncRawCursor(conn)
-        await cursor.execute(statement.sql, statement.values(params))
-        row = await cursor.fetchone()
+    row = await pgasync.fetchone_batched(statement.sql, statement.values(params))
     assert row is not None
     guarded, went, delivered, endpoints = row
     _endpoints = tuple(endpoints)
