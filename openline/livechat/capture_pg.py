@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 import uuid
@@ -302,8 +301,8 @@ def _hooks(params: dict, emitted: list[tuple[str, dict, str]], now) -> None:
             )
     # Array literals of code constants and ids: nothing to quote.
     params["hook_types"] = "{" + ",".join(event_type for event_type, _, _ in emitted) + "}"
-    params["hook_events"] = json.dumps(rows)
-    params["hook_deliveries"] = json.dumps(deliveries)
+    params["hook_events"] = capture_sql.json_text(rows)
+    params["hook_deliveries"] = capture_sql.json_text(deliveries)
 
 
 def offered(

@@ -250,3 +250,20 @@ def test_without_the_consent_gate_no_record_is_written_on_either_path(
     assert fast["rows"] == orm["rows"]
     assert fast["rows"]["records"] == [] and fast["rows"]["webhook_events"] == []
     assert fast["events"] == orm["events"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": "Grüße, 你好 🙂", "at": "2026-11-26T09:00:00+00:00"},
+        {"text": "a lone \udc80 surrogate"},  # orjson refuses it: the standard library writes it
+        {"n": 2**70},  # beyond 64 bits, likewise
+        {1: "a key that is not text"},
+    ],
+)
+def test_jsonb_parameters_mean_the_same_whichever_encoder_wrote_them(value):
+    import json
+
+    from openline.livechat.capture_sql import json_text
+
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
