@@ -32,11 +32,13 @@ on the event loop (``livechat/asgi.py`` -> ``livechat/start_lean.py``): the view
 need no database, the start rate limit (one Redis round trip), then ONE data-modifying
 statement through ``openline.core.pgasync`` (``livechat/capture_pg.py``, SQL built in
 ``capture_sql.py``) writing the start key, visitor, conversation, consent record, message and
-webhook outbox rows; the answer, the events and the sealing follow the commit. So a capture
-costs one PostgreSQL round trip and one commit, like a raw INSERT, plus the HTTP, Redis and
-Python work around it (about a millisecond of CPU per capture); on this 2-core machine the
-CPU shared by the two workers, PostgreSQL, Redis and wrk is what limits it, most of it spent
-in the loopback socket writes that wake the next process. ``BENCH_CAPTURE_FAST=0`` runs the server with
+webhook outbox rows; the answer, the events and the sealing follow the commit. The starts that
+arrive on a worker while an earlier one is in flight share one transaction (group commit:
+``pgasync.fetchone_batched``, one pipeline and one WAL flush for several statements). So a
+capture costs at most one PostgreSQL round trip and one commit, like a raw INSERT, plus the
+HTTP, Redis and Python work around it (about 2 ms of CPU per capture on this machine, and
+0.7-1 ms of PostgreSQL CPU for its five rows, their indexes and foreign-key checks); on this
+2-core machine the CPU shared by the two workers, PostgreSQL, Redis and wrk is what limits it. ``BENCH_CAPTURE_FAST=0`` runs the server with
 ``OPENLINE_CAPTURE_FAST=0``: every start through the Django view (the ORM path), to compare.
 
 Cores: the machine has 2 shared cores. The server's two web workers, its task worker and

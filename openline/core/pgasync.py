@@ -141,7 +141,7 @@ class _Batcher:
 
 def _rolled_back(exc: BaseException) -> bool:
     """True when the server refused the transaction (nothing of it committed, connection fine)."""
-    state = getattr(exc, "sqlstate", None)
+    state = getattr(exc, "sqlstate", None) or ""
     return isinstance(exc, psycopg.Error) and bool(state) and not state.startswith(("08", "57"))
 
 

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from openline.core import pgasync
-from openline.livechat.tests.helpers import run_async
+from openline.testing.aio import run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from openline.livechat import flows, tokens
 from openline.openchannels.policy import consent_offer
+from openline.testing.aio import run_async  # noqa: F401 - re-exported for the live chat tests
 
 
 def accepted_for(channel, language="en") -> flows.AcceptedConsent:
@@ -121,32 +122,6 @@ def on_server(live_asgi, fn, **kwargs):
 
     loop = live_asgi.server.servers[0].get_loop()
     return asyncio.run_coroutine_threadsafe(sync_to_async(fn)(**kwargs), loop).result(15)
-
-
-def run_async(make_coroutine, timeout: float = 60):
-    """Run an async test body on a fresh event loop in its own thread.
-
-    Playwright's sync API leaves an event loop running in the main test thread once any
-    browser test has run, so pytest-asyncio could not start one there.
-    """
-    import threading
-
-    outcome: dict = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(make_coroutine())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError("the async test body did not finish")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots" / "widget"
