@@ -4,7 +4,8 @@ uvicorn opens an inherited ``--fd`` with ``socket.fromfd(fd, AF_UNIX, ...)``, so
 takes the listener for a Unix socket and never sets ``TCP_NODELAY`` on the connections it
 accepts: an answer written in two parts (head, then body) then waits for the client's delayed
 ACK, about 40 ms a request. Here ``socket.fromfd`` reads the family from the descriptor itself;
-everything else is uvicorn's own command line.
+everything else is uvicorn's own command line. Each answer's head and body leave in one write
+(``core/http_coalesce.py``).
 
 It also sets the garbage collector's thresholds for the server process
 (``OPENLINE_GC_THRESHOLD``, default ``20000,20,100``; ``default`` keeps Python's 700,10,10).
@@ -53,5 +54,8 @@ def main() -> None:
 
 if __name__ in ("__main__", "__mp_main__"):  # the server process, or one of its workers
     gc_thresholds()
+    from openline.core import http_coalesce
+
+    http_coalesce.install()  # one write per answer: the head leaves with the body
 if __name__ == "__main__":
     main()
