@@ -34,7 +34,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from django.conf import settings
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 MAX_SIZE = int(os.environ.get("OPENLINE_DB_ASYNC_POOL_MAX", "") or 8)
 # Seconds a caller waits for a connection (the same knob as Django's pool).
@@ -119,24 +119,55 @@ BATCH_MAX = int(os.environ.get("OPENLINE_DB_BATCH_MAX", "") or 16)
 BATCH_FLIGHTS = int(os.environ.get("OPENLINE_DB_BATCH_FLIGHTS", "") or 2)
 
 
+class _Queued:
+    __slots__ = ("sql", "values", "future")
+
+    def __init__(self, sql: str, values: list, future: asyncio.Future) -> None:
+        self.sql, self.values, self.future = sql, values, future
+
+
 class _Batcher:
     def __init__(self) -> None:
-        self.pending: deque[tuple[str, list, asyncio.Future]] = deque()
-        self.flights: set[asyncio.Task] = set()  # held here: a task nobody holds may be collected
+        self.pending: deque[_Queued] = deque()
+        self.flights = 0
+        self.tasks: set[asyncio.Task] = set()  # held here: a task nobody holds may be collected
 
     async def fetchone(self, sql: str, values: list):
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((sql, values, future))
-        if len(self.flights) < BATCH_FLIGHTS:
-            flight = asyncio.ensure_future(self._flush())
-            self.flights.add(flight)
-            flight.add_done_callback(self.flights.discard)
-        return await future
+        item = _Queued(sql, values, asyncio.get_running_loop().create_future())
+        self.pending.append(item)
+        if self.flights < BATCH_FLIGHTS:
+            self.flights += 1
+            task = asyncio.ensure_future(self._flush())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        try:
+            done, _ = await asyncio.wait({item.future}, timeout=TIMEOUT)
+        except asyncio.CancelledError:
+            self._withdraw(item)  # the caller is gone: a statement still queued is never sent
+            raise
+        if not done:
+            if self._withdraw(item):
+                # As long as a wait for a pooled connection: nothing was sent.
+                raise PoolTimeout(f"waited {TIMEOUT:g} s for a shared transaction")
+            return await item.future  # already sent: its outcome is the answer
+        return item.future.result()
+
+    def _withdraw(self, item: _Queued) -> bool:
+        try:
+            self.pending.remove(item)  # by identity: _Queued has no __eq__
+        except ValueError:
+            return False
+        return True
 
     async def _flush(self) -> None:
-        while self.pending:
-            batch = [self.pending.popleft() for _ in range(min(BATCH_MAX, len(self.pending)))]
-            await _settle(batch)
+        try:
+            while self.pending:
+                batch = [self.pending.popleft() for _ in range(min(BATCH_MAX, len(self.pending)))]
+                await _settle(batch)
+        finally:
+            # In the same step as the last look at ``pending``: a statement queued after it
+            # always finds a free flight.
+            self.flights -= 1
 
 
 def _rolled_back(exc: BaseException) -> bool:
@@ -145,51 +176,54 @@ def _rolled_back(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and bool(state) and not state.startswith(("08", "57"))
 
 
-async def _alone(sql: str, values: list, future: asyncio.Future) -> None:
+async def _alone(item: _Queued) -> None:
     try:
         async with connection() as conn:
             cursor = psycopg.AsyncRawCursor(conn)
-            await cursor.execute(sql, values)
+            await cursor.execute(item.sql, item.values)
             row = await cursor.fetchone()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
-        if not future.done():
-            future.set_exception(exc)
+        if not item.future.done():
+            item.future.set_exception(exc)
         if not isinstance(exc, Exception):
             raise
     else:
-        if not future.done():
-            future.set_result(row)
+        if not item.future.done():
+            item.future.set_result(row)
 
 
-async def _settle(batch: list[tuple[str, list, asyncio.Future]]) -> None:
+async def _settle(batch: list[_Queued]) -> None:
     if len(batch) == 1:
-        await _alone(*batch[0])
+        await _alone(batch[0])
         return
     try:
         async with connection() as conn:
             cursors = []
-            async with conn.pipeline():
-                for sql, values, _future in batch:
+            # An explicit transaction inside the pipeline: a refusal at COMMIT (a deferred
+            # foreign-key check, a lock wait behind it) arrives with its SQLSTATE and leaves the
+            # connection idle, like a refusal of one statement.
+            async with conn.pipeline(), conn.transaction():
+                for item in batch:
                     cursor = psycopg.AsyncRawCursor(conn)
-                    await cursor.execute(sql, values)
+                    await cursor.execute(item.sql, item.values)
                     cursors.append(cursor)
             rows = [await cursor.fetchone() for cursor in cursors]
     except BaseException as exc:  # noqa: BLE001 - each caller learns its own outcome
         if isinstance(exc, Exception) and _rolled_back(exc):
-            # One statement (or the commit) was refused: the whole transaction was rolled
-            # back; each statement runs alone, so each caller gets its own answer.
-            for item in batch:
-                await _alone(*item)
+            # One statement (or the commit) was refused: the whole transaction was rolled back.
+            # Each statement runs again alone, all at once, so each caller gets its own answer
+            # within one more statement's time.
+            await asyncio.gather(*(_alone(item) for item in batch))
             return
-        for _sql, _values, future in batch:
-            if not future.done():
-                future.set_exception(exc)
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(exc)
         if not isinstance(exc, Exception):
             raise
         return
-    for (_sql, _values, future), row in zip(batch, rows, strict=True):
-        if not future.done():
-            future.set_result(row)
+    for item, row in zip(batch, rows, strict=True):
+        if not item.future.done():
+            item.future.set_result(row)
 
 
 _batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
@@ -198,12 +232,16 @@ _batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
 async def fetchone_batched(sql: str, values: list):
     """Run a one-statement write and return its first row, sharing a commit with its neighbours.
 
-    Statements that arrive on this loop while an earlier transaction is in flight are sent
-    together in pipeline mode and committed by one Sync (one WAL flush for all). The caller's
-    row is returned only after that commit. When the server refuses any of them, the shared
-    transaction is rolled back and each statement runs again alone, in its own transaction.
-    Only for statements that take no row locks others could take in another order (inserts of
-    new rows), so a shared transaction cannot deadlock with another.
+    Statements that arrive on this loop while earlier transactions are in flight are sent
+    together in pipeline mode in one transaction (one commit, one WAL flush for all). The
+    caller's row is returned only after that commit. When the server refuses any of them (at
+    the statement or at the commit), the shared transaction is rolled back and each statement
+    runs again alone, in its own transaction. A connection lost meanwhile is an error for each
+    caller (as for one statement, whether the commit happened is then unknown). A statement
+    still queued after ``TIMEOUT`` seconds, or whose caller was cancelled, is withdrawn unsent
+    (``PoolTimeout``, as when no pooled connection is free). Only for statements that take no
+    row locks others could take in another order (inserts of new rows), so a shared
+    transaction cannot deadlock with another.
     """
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)

@@ -91,12 +91,18 @@ def _plain(value):
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
+# Datetimes and dataclasses go through _plain, as with the standard library (orjson would cut a
+# UTC offset's seconds and serialise dataclasses that json.dumps refuses).
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def json_text(value) -> str:
     """JSON for a ``jsonb`` parameter: orjson (several times faster), or the standard library
     for what orjson refuses (a lone surrogate, an integer beyond 64 bits): PostgreSQL stores
-    the same value either way."""
+    the same value either way. No float reaches it (orjson writes a NaN as null, where the
+    standard library's NaN would be refused by PostgreSQL)."""
     try:
-        return orjson.dumps(value, default=_plain).decode()
+        return orjson.dumps(value, default=_plain, option=_ORJSON_OPTIONS).decode()
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(value, default=_plain)
 

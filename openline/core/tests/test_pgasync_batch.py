@@ -103,3 +103,134 @@ def test_a_connection_lost_mid_transaction_is_an_error_for_every_caller(probe):
     # written twice: the statements are not run again after a lost connection.
     assert all(isinstance(a, psycopg.OperationalError) for a in answers), answers
     assert stored(probe) == []
+
+
+@pytest.fixture
+def parent_child(postgres_only):
+    """A parent table with rows 1 and 2, and a child whose foreign key is checked at commit
+    (as Django declares every foreign key: DEFERRABLE INITIALLY DEFERRED)."""
+    tag = uuid.uuid4().hex[:12]
+    parent, child = f"pgasync_parent_{tag}", f"pgasync_child_{tag}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {parent} (id int PRIMARY KEY)")
+        cursor.execute(f"INSERT INTO {parent} VALUES (1), (2)")
+        cursor.execute(
+            f"CREATE TABLE {child} (n int PRIMARY KEY, parent int REFERENCES {parent}(id)"
+            " DEFERRABLE INITIALLY DEFERRED)"
+        )
+    yield parent, child
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {child}")
+        cursor.execute(f"DROP TABLE {parent}")
+
+
+def child_insert(child: str) -> str:
+    return f"INSERT INTO {child} (n, parent) VALUES ($1::int, $2::int) RETURNING n"  # noqa: S608
+
+
+def test_a_refusal_at_commit_fails_alone_and_is_no_outage(parent_child):
+    _parent, child = parent_child
+    sql = child_insert(child)
+    answers = gather(
+        lambda: [pgasync.fetchone_batched(sql, v) for v in ([10, 1], [11, 99], [12, 2])]
+    )
+    assert answers[0] == (10,) and answers[2] == (12,)
+    # The deferred check refused 11 at COMMIT: its own SQLSTATE, not a lost connection.
+    assert isinstance(answers[1], psycopg.errors.ForeignKeyViolation)
+    assert stored(child) == [10, 12]
+
+
+def test_a_lock_wait_at_commit_is_the_locked_statements_refusal_only(parent_child):
+    parent, child = parent_child
+    sql = child_insert(child)
+    holder = psycopg.connect(connection.settings_dict and pgasync.conninfo(), autocommit=False)
+    try:
+        # What an administrator's consent-settings change holds on the channel row.
+        holder.execute(f"SELECT * FROM {parent} WHERE id = 2 FOR UPDATE")  # noqa: S608
+        answers = gather(
+            lambda: [pgasync.fetchone_batched(sql, v) for v in ([20, 1], [21, 2], [22, 1])]
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert answers[0] == (20,) and answers[2] == (22,)
+    assert isinstance(answers[1], psycopg.errors.LockNotAvailable)
+    assert stored(child) == [20, 22]
+
+
+def _stub_settle(monkeypatch, gate_of):
+    """Replace the database with a stub: each batch waits for its gate, then answers."""
+    sent: list[str] = []
+
+    async def settle(batch):
+        await gate_of()
+        for item in batch:
+            sent.append(item.sql)
+            item.future.set_result((item.sql,))
+
+    monkeypatch.setattr(pgasync, "_settle", settle)
+    return sent
+
+
+def test_a_statement_queued_as_the_flights_finish_is_still_sent(monkeypatch):
+    async def run():
+        gate = asyncio.get_running_loop().create_future()
+        _stub_settle(monkeypatch, lambda: gate)
+        batcher = pgasync._Batcher()
+        first = asyncio.ensure_future(batcher.fetchone("a", []))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(batcher.fetchone("b", []))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        gate.set_result(None)  # both flights finish in the next iteration ...
+        late = asyncio.ensure_future(batcher.fetchone("late", []))  # ... this comes right after
+        return await first, await second, await asyncio.wait_for(late, 2)
+
+    assert run_async(run) == (("a",), ("b",), ("late",))
+
+
+def test_a_statement_queued_too_long_is_withdrawn_unsent(monkeypatch):
+    monkeypatch.setattr(pgasync, "TIMEOUT", 0.2)
+
+    async def run():
+        gate = asyncio.get_running_loop().create_future()
+        sent = _stub_settle(monkeypatch, lambda: gate)
+        batcher = pgasync._Batcher()
+        busy = []
+        for n in range(pgasync.BATCH_FLIGHTS):  # every flight busy with a batch of its own
+            busy.append(asyncio.ensure_future(batcher.fetchone(f"busy{n}", [])))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        with pytest.raises(pgasync.PoolTimeout):
+            await batcher.fetchone("late", [])
+        gate.set_result(None)
+        await asyncio.gather(*busy, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        return sent
+
+    sent = run_async(run)
+    assert "late" not in sent and sorted(sent) == ["busy0", "busy1"]
+
+
+def test_a_caller_cancelled_while_queued_is_never_sent(monkeypatch):
+    async def run():
+        gate = asyncio.get_running_loop().create_future()
+        sent = _stub_settle(monkeypatch, lambda: gate)
+        batcher = pgasync._Batcher()
+        busy = []
+        for n in range(pgasync.BATCH_FLIGHTS):
+            busy.append(asyncio.ensure_future(batcher.fetchone(f"busy{n}", [])))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        gone = asyncio.ensure_future(batcher.fetchone("gone", []))
+        await asyncio.sleep(0)
+        gone.cancel()  # the client went away while its statement waited for a flight
+        await asyncio.sleep(0)
+        gate.set_result(None)
+        await asyncio.gather(*busy)
+        await asyncio.sleep(0.05)
+        return sent, gone.cancelled(), len(batcher.pending)
+
+    sent, cancelled, left = run_async(run)
+    assert cancelled and left == 0
+    assert "gone" not in sent and sorted(sent) == ["busy0", "busy1"]

@@ -8,8 +8,10 @@ and headers, equal events, equal webhook outbox rows, and a registry that seals 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
+import uuid
 
 import httpx
 import pytest
@@ -259,11 +261,17 @@ def test_without_the_consent_gate_no_record_is_written_on_either_path(
         {"text": "a lone \udc80 surrogate"},  # orjson refuses it: the standard library writes it
         {"n": 2**70},  # beyond 64 bits, likewise
         {1: "a key that is not text"},
+        {
+            "at": dt.datetime(
+                2026, 11, 26, 9, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(seconds=19815))
+            )
+        },
+        {"at": dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC), "id": uuid.UUID(int=7)},
     ],
 )
 def test_jsonb_parameters_mean_the_same_whichever_encoder_wrote_them(value):
     import json
 
-    from openline.livechat.capture_sql import json_text
+    from openline.livechat.capture_sql import _plain, json_text
 
-    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value, default=_plain))
