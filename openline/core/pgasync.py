@@ -30,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import psycopg
 from django.conf import settings
@@ -41,6 +43,8 @@ MAX_SIZE = int(os.environ.get("OPENLINE_DB_ASYNC_POOL_MAX", "") or 8)
 TIMEOUT = float(os.environ.get("OPENLINE_DB_POOL_TIMEOUT", "") or 2)
 
 LOCK_TIMEOUT_MS = 1000
+
+T = TypeVar("T")
 
 _pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
 
@@ -74,13 +78,22 @@ def conninfo() -> str:
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v != ""})
 
 
-def _pool() -> AsyncConnectionPool:
+def per_loop(registry: dict, make: Callable[[], T]) -> T:
+    """The running event loop's entry of ``registry``, made on first use; entries of finished
+    loops are dropped then (tests start many loops)."""
     loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
-    if pool is None:
-        for other in [known for known in _pools if known.is_closed()]:
-            del _pools[other]  # pools of finished loops (tests start many)
-        pool = AsyncConnectionPool(
+    value = registry.get(loop)
+    if value is None:
+        for other in [known for known in registry if known.is_closed()]:
+            del registry[other]
+        value = registry[loop] = make()
+    return value
+
+
+def _pool() -> AsyncConnectionPool:
+    return per_loop(
+        _pools,
+        lambda: AsyncConnectionPool(
             conninfo(),
             min_size=0,
             max_size=MAX_SIZE,
@@ -88,9 +101,8 @@ def _pool() -> AsyncConnectionPool:
             kwargs={"autocommit": True, "prepare_threshold": 0},
             open=False,
             name="openline-hot",
-        )
-        _pools[loop] = pool
-    return pool
+        ),
+    )
 
 
 @asynccontextmanager
@@ -243,10 +255,4 @@ async def fetchone_batched(sql: str, values: list):
     row locks others could take in another order (inserts of new rows), so a shared
     transaction cannot deadlock with another.
     """
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        for other in [known for known in _batchers if known.is_closed()]:
-            del _batchers[other]
-        batcher = _batchers[loop] = _Batcher()
-    return await batcher.fetchone(sql, values)
+    return await per_loop(_batchers, _Batcher).fetchone(sql, values)

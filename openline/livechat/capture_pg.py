@@ -231,13 +231,7 @@ async def _next_ids() -> tuple[int, int, int]:
     ids = _take_id()
     if ids is not None:
         return ids
-    loop = asyncio.get_running_loop()
-    lock = _ids_locks.get(loop)
-    if lock is None:
-        for other in [known for known in _ids_locks if known.is_closed()]:
-            del _ids_locks[other]
-        lock = _ids_locks[loop] = asyncio.Lock()
-    async with lock:
+    async with pgasync.per_loop(_ids_locks, asyncio.Lock):
         ids = _take_id()
         if ids is not None:
             return ids

@@ -85,13 +85,7 @@ _lookups: dict[asyncio.AbstractEventLoop, _Lookups] = {}
 
 
 def _of_loop() -> _Lookups:
-    loop = asyncio.get_running_loop()
-    lookups = _lookups.get(loop)
-    if lookups is None:
-        for other in [known for known in _lookups if known.is_closed()]:
-            del _lookups[other]
-        lookups = _lookups[loop] = _Lookups()
-    return lookups
+    return pgasync.per_loop(_lookups, _Lookups)
 
 
 async def _select(code: str, keys: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
