@@ -79,3 +79,35 @@ def test_the_task_worker_outlives_a_database_outage_and_runs_tasks_after_it(tmp_
     assert alive_during, f"the worker exited during the outage ({worker.process.returncode})"
     assert alive_after
     assert status == "SUCCESSFUL"
+
+
+def test_a_task_whose_row_was_deleted_while_it_ran_does_not_stop_the_worker(
+    transactional_db, monkeypatch, caplog
+):
+    from django_tasks_db.models import DBTaskResult
+
+    from openline.consent.tasks import seal_pending_records
+    from openline.core.management.commands.db_worker import OutageProofWorker
+
+    queued = DBTaskResult.objects.get(pk=seal_pending_records.enqueue().id)
+    original = DBTaskResult.set_successful
+
+    def deleted_meanwhile(self, value):
+        DBTaskResult.objects.filter(pk=self.pk).delete()  # e.g. the task table cleaned up
+        return original(self, value)
+
+    monkeypatch.setattr(DBTaskResult, "set_successful", deleted_meanwhile)
+    worker = OutageProofWorker(
+        queue_names=["default"],
+        interval=0.1,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
+    )
+    worker.run_task(queued)  # upstream's worker raises DatabaseError here and exits
+    assert worker.running and not worker.running_task
+    assert "was deleted while it ran" in caplog.text
+    assert not DBTaskResult.objects.filter(pk=queued.pk).exists()

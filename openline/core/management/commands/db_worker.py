@@ -7,6 +7,10 @@ every process when one of its children exits. This command (it takes precedence 
 with the same options, but waits and polls again while the database is down, read-only or full
 (``core/unavailable.py`` decides), so the worker goes on by itself once the database is back.
 A task interrupted by the outage keeps its row; nothing is run twice because of this.
+
+A task whose row was deleted while it ran (an administrator cleaning the task table, a
+database reset under a running worker) cannot be marked done; upstream's worker then dies on
+"Save with update_fields did not affect any rows". This one logs it and goes on.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import contextlib
 import logging
 import time
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django_tasks_db.management.commands import db_worker as upstream
+from django_tasks_db.models import DBTaskResult
 
 from openline.core import unavailable
 
@@ -28,6 +33,22 @@ RETRY_EVERY = 1.0
 
 class OutageProofWorker(upstream.Worker):
     """The upstream worker's loop, started again after a database outage instead of exiting."""
+
+    def run_task(self, db_task_result) -> None:
+        try:
+            super().run_task(db_task_result)
+        except DatabaseError as exc:
+            # Only Django's own "no row updated" (not a driver error, not an outage), and only
+            # when the row is really gone.
+            if type(exc) is not DatabaseError or unavailable.classify(exc) is not None:
+                raise
+            if DBTaskResult.objects.filter(pk=db_task_result.pk).exists():
+                raise
+            logger.warning(
+                "task worker: task id=%s (%s) was deleted while it ran; going on",
+                db_task_result.pk,
+                db_task_result.task_path,
+            )
 
     def run(self) -> None:
         down_since: float | None = None
