@@ -276,17 +276,22 @@ def test_what_the_statement_does_not_store_the_orm_path_explains(
         assert not created and stored.client_id == "c-3"
 
 
+def _frame(channel, started, text: str, client_id: str) -> dict:
+    """A client's message frame in the started conversation, as the consumer passes it on."""
+    return {
+        "channel": channel,
+        "visitor": started.visitor,
+        "conversation_id": started.conversation.pk,
+        "text": text,
+        "client_id": client_id,
+    }
+
+
 def test_two_copies_of_one_frame_at_once_store_one_message(
     postgres_only, channel, operator, published
 ):
     started = _client(channel, operator)
-    kwargs = {
-        "channel": channel,
-        "visitor": started.visitor,
-        "conversation_id": started.conversation.pk,
-        "text": "Only once",
-        "client_id": "c-4",
-    }
+    kwargs = _frame(channel, started, "Only once", "c-4")
 
     async def body():
         try:
@@ -372,27 +377,16 @@ def test_a_conversation_locked_elsewhere_sends_the_message_down_the_orm_path(
     import psycopg
 
     started = _client(channel, operator)
+    frame = _frame(channel, started, "Waiting for the lock", "lock-1")
     monkeypatch.setattr(pgasync, "LOCK_TIMEOUT_MS", 200)
     with psycopg.connect(pgasync.conninfo()) as holder:
         holder.execute(
             "SELECT id FROM conversations_conversation WHERE id = %s FOR UPDATE",
             [started.conversation.pk],
         )
-        fast, _ = _fast(
-            channel=channel,
-            visitor=started.visitor,
-            conversation_id=started.conversation.pk,
-            text="Waiting for the lock",
-            client_id="lock-1",
-        )
+        fast, _ = _fast(**frame)
         holder.rollback()
     assert fast is None
     assert not Message.objects.filter(client_id="lock-1").exists()
-    message, _ = _orm(
-        channel=channel,
-        visitor=started.visitor,
-        conversation_id=started.conversation.pk,
-        text="Waiting for the lock",
-        client_id="lock-1",
-    )
+    message, _ = _orm(**frame)
     assert message.pk and Message.objects.filter(client_id="lock-1").count() == 1
