@@ -143,6 +143,11 @@ def livechat_start(
         check_resent=not started,
     )
     if idempotency is not None:
+        # A key past its lifetime that the hourly purge has not removed yet is unknown
+        # (replay_start ignores it): this start takes its place.
+        StartKey.objects.filter(
+            channel=channel, key=idempotency.key, created_at__lt=timezone.now() - KEY_LIFETIME
+        ).delete()
         StartKey.objects.create(
             channel=channel,
             key=idempotency.key,

@@ -141,6 +141,57 @@ def test_keys_older_than_a_day_are_purged_by_the_hourly_retention_job(channel, s
     assert list(StartKey.objects.values_list("key", flat=True)) == [new_key]
 
 
+def _age(key: str) -> None:
+    StartKey.objects.filter(key=key).update(created_at=timezone.now() - dt.timedelta(hours=25))
+
+
+@pytest.mark.django_db
+def test_a_key_past_its_day_that_is_not_purged_yet_starts_a_new_chat(channel):
+    client, key, body = Client(), "late-" + uuid.uuid4().hex, _body(channel)
+    first = _post(client, channel, body, key)
+    _age(key)
+    again = _post(client, channel, body, key)
+    assert first.status_code == again.status_code == 201, again.content
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.json()["record"] != first.json()["record"]
+    assert _counts(channel) == (2, 2, 2, 2)
+    # The key now names the new start, for another day.
+    assert StartKey.objects.get(key=key).visitor_public_id.hex == again.json()["visitor"]
+    assert _post(client, channel, body, key).headers["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_past_its_day_through_a_server_process(channel, tmp_path):
+    """The same through a real server (on PostgreSQL the one-statement path sees the old key
+    and hands the start to the view); concurrent reuses still make one chat."""
+    server = start_server(database_url=current_database_url(), var_dir=tmp_path)
+    try:
+        url = f"{server.url}/widget/{channel.code}/start"
+        key, body = "late-" + uuid.uuid4().hex, _body(channel)
+        headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+        first = httpx.post(url, content=body, headers=headers, timeout=30)
+        assert first.status_code == 201
+        _age(key)
+        answers: list[httpx.Response] = []
+        gate = threading.Barrier(4)
+
+        def send() -> None:
+            gate.wait()
+            answers.append(httpx.post(url, content=body, headers=headers, timeout=30))
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+        assert len({a.json()["record"] for a in answers}) == 1
+        assert first.json()["record"] not in {a.json()["record"] for a in answers}
+        assert _counts(channel) == (2, 2, 2, 2)
+    finally:
+        server.stop()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_one_key_across_two_server_processes_and_concurrent_retries(channel, tmp_path):
     servers = [
