@@ -420,8 +420,8 @@ async def capture(
         params[f"channel_{field.attname}"] = field.get_db_prep_save(
             getattr(channel, field.attname), conn
         )
-    for prefix, fields in statement.bound:
-        params[prefix] = capture_sql.row_json(objects[prefix], fields, conn)
+    for prefix, bound in statement.bound:
+        params[prefix] = capture_sql.row_json(objects[prefix], bound, conn)
     _hooks(params, emitted, now)
     delivered = await _run(statement, params, start.code)
     for obj in (visitor, conversation, message, record):

@@ -107,8 +107,78 @@ def json_text(value) -> str:
         return json.dumps(value, default=_plain)
 
 
-def row_json(obj, fields, conn) -> str:
-    return json_text({f.column: f.get_db_prep_save(getattr(obj, f.attname), conn) for f in fields})
+# Field classes whose ``get_db_prep_save`` returns a value of the plain type unchanged (on
+# PostgreSQL): text as is, integers as is, an aware datetime as is (adapt_datetimefield_value),
+# a UUID as is (native uuid column). Only these exact classes: a subclass may convert.
+_AS_IS: dict[type, tuple[type, ...]] = {}
+
+
+def _as_is_types() -> dict[type, tuple[type, ...]]:
+    if not _AS_IS:
+        from django.db import models
+
+        text = (str,)
+        for cls in (models.CharField, models.TextField, models.EmailField, models.SlugField):
+            _AS_IS[cls] = text
+        for cls in (
+            models.BigAutoField,
+            models.AutoField,
+            models.BigIntegerField,
+            models.IntegerField,
+            models.PositiveIntegerField,
+            models.PositiveBigIntegerField,
+            models.PositiveSmallIntegerField,
+            models.SmallIntegerField,
+        ):
+            _AS_IS[cls] = (int,)
+        _AS_IS[models.BooleanField] = (bool,)
+        _AS_IS[models.UUIDField] = (uuid.UUID,)
+        _AS_IS[models.DateTimeField] = (dt.datetime,)
+    return _AS_IS
+
+
+def _plain_type(field) -> tuple[type, ...]:
+    """The value types ``field.get_db_prep_save`` returns unchanged, or () when unknown."""
+    from django.db import models
+
+    target = field
+    if type(field) is models.ForeignKey:
+        target = field.target_field
+    return _as_is_types().get(type(target), ())
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A bound row parameter: each field's column, attname and the value types kept as is."""
+
+    columns: tuple[tuple[str, str, tuple[type, ...], object], ...]
+
+    @classmethod
+    def of(cls, fields) -> Bound:
+        return cls(tuple((f.column, f.attname, _plain_type(f), f) for f in fields))
+
+
+def row_json(obj, bound: Bound, conn) -> str:
+    """The row's JSON object: each field's value as ``get_db_prep_save`` prepares it.
+
+    A value of its field's plain type (a str for text, an int, an aware datetime, a UUID) is
+    what ``get_db_prep_save`` returns unchanged (None too, for these fields), so it is taken as
+    is; anything else (any value of another field, a naive datetime, a lazy string) goes
+    through the field.
+    """
+    row = {}
+    for column, attname, plain, field in bound.columns:
+        value = getattr(obj, attname)
+        if plain and (value is None or (type(value) in plain and _kept(value))):
+            row[column] = value
+        else:
+            row[column] = field.get_db_prep_save(value, conn)  # type: ignore[attr-defined]
+    return json_text(row)
+
+
+def _kept(value) -> bool:
+    # An aware datetime is stored as is; a naive one goes through the field (warning, zone).
+    return type(value) is not dt.datetime or value.tzinfo is not None
 
 
 def _table(model) -> str:
@@ -137,7 +207,7 @@ class Statement:
     sql: str  # with $1, $2, ... placeholders: sent as is, never parsed again
     names: tuple[str, ...]  # the parameter behind each placeholder
     compared: tuple  # the channel's fields compared with what this process read
-    bound: tuple[tuple[str, list], ...]  # (prefix, fields) of every row parameter
+    bound: tuple[tuple[str, Bound], ...]  # (prefix, its fields) of every row parameter
 
     def values(self, params: dict) -> list:
         return [params[name] for name in self.names]
@@ -185,13 +255,13 @@ def statement(gate: bool, keyed: bool) -> Statement:
     if cached is not None:
         return cached
     guard, compared = _guard(gate)
-    bound: list[tuple[str, list]] = []
+    bound: list[tuple[str, Bound]] = []
     ctes = [f"ok AS ({guard})"]
     if keyed:
         sql, fields = _insert(StartKey, "key", source="ok")
         conflict = f"{_column(StartKey, 'channel')}, {_column(StartKey, 'key')}"
         ctes.append(f"k AS ({sql} ON CONFLICT ({conflict}) DO NOTHING RETURNING 1 AS one)")
-        bound.append(("key", fields))
+        bound.append(("key", Bound.of(fields)))
         ctes.append("go AS (SELECT one FROM k)")
     else:
         ctes.append("go AS (SELECT one FROM ok)")
@@ -202,7 +272,7 @@ def statement(gate: bool, keyed: bool) -> Statement:
     for prefix, model, pk in writes:
         sql, fields = _insert(model, prefix, source="go", pk=pk)
         ctes.append(f"w_{prefix} AS ({sql} RETURNING 1)")
-        bound.append((prefix, fields))
+        bound.append((prefix, Bound.of(fields)))
     endpoints = _table(WebhookEndpoint)
     sql, fields = _insert(
         WebhookEvent,
@@ -218,7 +288,7 @@ def statement(gate: bool, keyed: bool) -> Statement:
         overrides={"uuid": "x.uuid", "type": "x.type", "payload": "x.payload"},
     )
     ctes.append(f"ev AS ({sql} RETURNING id, uuid, type)")
-    bound.append(("hook_event", fields))
+    bound.append(("hook_event", Bound.of(fields)))
     sql, fields = _insert(
         WebhookDelivery,
         "hook_delivery",
@@ -237,7 +307,7 @@ def statement(gate: bool, keyed: bool) -> Statement:
         },
     )
     ctes.append(f"dl AS ({sql} RETURNING 1 AS one)")
-    bound.append(("hook_delivery", fields))
+    bound.append(("hook_delivery", Bound.of(fields)))
     sql = (
         "WITH "
         + ",\n".join(ctes)

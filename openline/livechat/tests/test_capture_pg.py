@@ -16,6 +16,8 @@ import uuid
 import httpx
 import pytest
 from django.core.management import call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from openline.consent.models import ConsentRecord
 from openline.consent.sealing import seal_pending
@@ -275,3 +277,58 @@ def test_jsonb_parameters_mean_the_same_whichever_encoder_wrote_them(value):
     from openline.livechat.capture_sql import _plain, json_text
 
     assert json.loads(json_text(value)) == json.loads(json.dumps(value, default=_plain))
+
+
+def _bound_fields():
+    from openline.livechat import capture_sql
+
+    seen = {}
+    for gate in (True, False):
+        for keyed in (True, False):
+            for prefix, bound in capture_sql.statement(gate, keyed).bound:
+                for column, *_ in bound.columns:
+                    seen[(prefix, column)] = bound
+    return sorted(seen.items())
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.text(max_size=20),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.uuids(),
+    st.datetimes(timezones=st.none() | st.just(dt.UTC) | st.timezones()),
+)
+
+
+@given(value=_VALUES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_each_bound_value_is_prepared_as_its_field_prepares_it(value):
+    """``row_json`` takes plain values as is: the same JSON as ``get_db_prep_save`` gives."""
+    import json
+    import types
+    import warnings
+
+    from django.core.exceptions import ValidationError
+
+    from openline.livechat import capture_sql
+
+    conn = capture_sql.ops()
+    for (_, column), bound in _bound_fields():
+        entry = next(e for e in bound.columns if e[0] == column)
+        field = entry[3]
+        one = capture_sql.Bound(columns=(entry,))
+        obj = types.SimpleNamespace(**{field.attname: value})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a naive datetime: the field warns either way
+            try:
+                expected = json.loads(
+                    json.dumps(
+                        {column: field.get_db_prep_save(value, conn)}, default=capture_sql._plain
+                    )
+                )
+            except (ValidationError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+                with pytest.raises(type(exc)):
+                    capture_sql.row_json(obj, one, conn)
+                continue
+            assert json.loads(capture_sql.row_json(obj, one, conn)) == expected, (column, value)
