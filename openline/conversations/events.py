@@ -214,6 +214,17 @@ BATCH_TYPE = "openline.events"
 
 
 async def _send_batches(layer, batches: dict[str, list[tuple[str, str]]]) -> None:
+    try:
+        # Openline's Redis layer: every group's message in one round trip per Redis host.
+        many = layer.group_send_many
+    except AttributeError:
+        many = None
+    if many is not None:
+        try:
+            await many([(group, layer_message(items)) for group, items in batches.items()])
+        except Exception as exc:  # noqa: BLE001 - logged as each group_send failure is
+            _log_failures([exc])
+        return
     results = await asyncio.gather(
         *(layer.group_send(group, layer_message(items)) for group, items in batches.items()),
         return_exceptions=True,

@@ -112,6 +112,22 @@ class BatchingShardConnection(RedisSingleShardConnection):
         async with self._publish_lock:
             await self._redis.publish(channel, message)
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publish several messages in one round trip (a pipeline, not a transaction), in order.
+
+        Under the same lock as ``publish``: what was asked for before goes out before, and
+        what is asked for meanwhile goes out after.
+        """
+        if len(messages) == 1:
+            await self.publish(*messages[0])
+            return
+        self._ensure_redis()
+        async with self._publish_lock:
+            pipe = self._redis.pipeline(transaction=False)
+            for channel, data in messages:
+                pipe.publish(channel, data)
+            await pipe.execute()
+
     async def flush(self) -> None:
         pending, self._batch = self._batch or [], None
         _settle([done for _, _, done in pending], LayerFlushed("the channel layer was flushed"))
@@ -176,6 +192,24 @@ class ProcessPubSubLoopLayer(RedisPubSubLoopLayer):
         inbox = channel[: channel.index("!") + 1]
         data = channel.encode() + SEPARATOR + self.channel_layer.serialize(message)
         await self._get_shard(inbox).publish(inbox, data)
+
+    async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
+        """``group_send`` for each (group, message), in order, one Redis round trip per host.
+
+        A failure on one host leaves the others' messages sent; the first failure is raised.
+        """
+        by_shard: dict[BatchingShardConnection, list[tuple[str, bytes]]] = {}
+        for group, message in messages:
+            name = self._get_group_channel_name(group)
+            shard = self._get_shard(name)
+            by_shard.setdefault(shard, []).append((name, self.channel_layer.serialize(message)))
+        results = await asyncio.gather(
+            *(shard.publish_many(items) for shard, items in by_shard.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def receive(self, channel):
         if "!" not in channel:

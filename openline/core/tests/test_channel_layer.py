@@ -332,3 +332,70 @@ def test_publishes_to_one_group_arrive_in_the_order_they_were_asked_for(redis_ur
         return got
 
     assert _run(body) == list(range(40))
+
+
+def test_several_groups_messages_leave_in_one_round_trip_and_in_order(redis_url, monkeypatch):
+    """``group_send_many`` (the event publisher's batches): one pipeline per Redis host, the
+    messages in the order given, after what was published before and before what follows."""
+    from redis.asyncio.client import Pipeline
+
+    prefix = f"test-layer-{uuid.uuid4().hex[:8]}."
+    monitor = redis.Redis.from_url(redis_url)
+    pipelines: list[int] = []
+    execute = Pipeline.execute
+
+    async def counted(self, *args, **kwargs):
+        pipelines.append(len(self.command_stack))
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+
+    async def body():
+        receiving = _layer(redis_url, prefix)
+        channel = await receiving.new_channel()
+        for group in ("a", "b", "c"):
+            await receiving.group_add(group, channel)
+        await _wait_for(lambda: len(_subscribed(redis_url, prefix)) == 4)
+        sending = _layer(redis_url, prefix)
+        before = _calls(monitor)
+        await sending.group_send("a", {"type": "x", "n": 1})
+        await sending.group_send_many(
+            [
+                ("b", {"type": "x", "n": 2}),
+                ("a", {"type": "x", "n": 3}),
+                ("c", {"type": "x", "n": 4}),
+            ]
+        )
+        await sending.group_send("c", {"type": "x", "n": 5})
+        got = [(await asyncio.wait_for(receiving.receive(channel), 5))["n"] for _ in range(5)]
+        after = _calls(monitor)
+        await sending.flush()
+        await receiving.flush()
+        return got, after - before
+
+    try:
+        got, publishes = _run(body)
+    finally:
+        monitor.close()
+    assert got == [1, 2, 3, 4, 5]
+    assert publishes == 5  # every message published once, none lost or repeated
+    assert pipelines == [3]  # the three groups' messages in one pipeline
+
+
+def _calls(client) -> int:
+    stats = client.info("commandstats").get("cmdstat_publish", {})
+    return int(stats.get("calls", 0))
+
+
+def test_a_pipeline_to_an_unreachable_redis_fails_its_caller(redis_url):
+    port = _free_port()
+
+    async def body():
+        layer = ProcessPubSubChannelLayer(hosts=[{"address": f"redis://127.0.0.1:{port}/0"}])
+        try:
+            await layer.group_send_many([("a", {"type": "x"}), ("b", {"type": "y"})])
+        except Exception as exc:  # noqa: BLE001 - the test checks what arrives
+            return type(exc).__name__
+        return "sent"
+
+    assert _run(body) in ("ConnectionError", "ConnectionRefusedError", "OSError")
