@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 MAX_PAGE_URL = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def clean_page_url(value: object) -> str:
@@ -17,7 +19,7 @@ def clean_page_url(value: object) -> str:
     if not isinstance(value, str):
         return ""
     url = value.strip()[:MAX_PAGE_URL]
-    if not url or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if not url or _CONTROL.search(url):
         return ""
     try:
         url.encode("utf-8")
