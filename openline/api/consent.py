@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
@@ -32,7 +33,7 @@ from openline.consent.models import (
     ConsentState,
     SourceType,
 )
-from openline.conversations import naming
+from openline.conversations import naming, withdrawal
 from openline.conversations.models import Visitor
 from openline.core.api_errors import errors
 from openline.core.pageurl import is_page_url
@@ -342,6 +343,11 @@ def create_record(request: HttpRequest, payload: RecordIn):
     response={201: RecordOut, **errors(400, 401, 403, 404, 409, 422)},
     operation_id=_operation_id("withdraw"),
     summary="Record that a client withdrew consent",
+    description=(
+        "Recorded on the channel of the consent withdrawn. As with a withdrawal in the chat,"
+        " the client's open conversations on that channel are told (a notice in the chat)"
+        " and closed."
+    ),
 )
 def withdraw(request: HttpRequest, payload: WithdrawIn):
     _require(request, Role.ADMINISTRATOR)
@@ -350,25 +356,34 @@ def withdraw(request: HttpRequest, payload: WithdrawIn):
     # Recorded on the channel of the consent withdrawn, with that channel's settings.
     channel = services.withdrawal_channel(visitor=visitor, agreement=agreement)
     try:
-        record = services.withdraw_consent(
-            visitor=visitor,
-            agreement=agreement,
-            origin=ConsentOrigin.API,
-            source_type=SourceType.API,
-            source_label=f"API ({request.user})",
-            address=_page_address(payload.address),
-            ip=_valid_ip(payload.ip),
-            ip_missing_reason=""
-            if payload.ip
-            else "Recorded through the API without the client's IP address.",
-            user_agent=payload.user_agent,
-            channel=channel,
-            channel_settings=_settings_of(channel),
-            evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
-        )
+        with transaction.atomic():
+            record = _withdraw(request, payload, visitor, agreement, channel)
     except ValidationError as exc:
         raise HttpError(409, " ".join(exc.messages)) from exc
     return Status(201, _out(_get_record(record.uuid)))
+
+
+def _withdraw(request, payload: WithdrawIn, visitor, agreement, channel):
+    """Record the withdrawal; the client's open chats on that channel are told and closed."""
+    record = services.withdraw_consent(
+        visitor=visitor,
+        agreement=agreement,
+        origin=ConsentOrigin.API,
+        source_type=SourceType.API,
+        source_label=f"API ({request.user})",
+        address=_page_address(payload.address),
+        ip=_valid_ip(payload.ip),
+        ip_missing_reason=""
+        if payload.ip
+        else "Recorded through the API without the client's IP address.",
+        user_agent=payload.user_agent,
+        channel=channel,
+        channel_settings=_settings_of(channel),
+        evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
+    )
+    if channel is not None:
+        withdrawal.conclude_withdrawal(visitor=visitor, channel=channel)
+    return record
 
 
 @router.api_operation(["PUT", "PATCH", "DELETE"], "/records/{record_id}", include_in_schema=False)

@@ -1,4 +1,4 @@
-"""Withdrawing messenger consent: the client's keyword, or an operator on their request.
+"""Withdrawing consent: the client's keyword, an operator on their request, the API's record.
 
 A withdrawal covers every consent whose latest record for the client gives it, also one to
 an agreement the channel no longer asks for (GDPR Art. 7(3): as easy as giving it).
@@ -88,6 +88,29 @@ def _after_withdrawal(conversation: Conversation, visitor: Visitor, *, actor) ->
     visitor.awaiting_consent_since = None
     if conversation.status != ConversationStatus.CLOSED:
         close_conversation(conversation=conversation, actor=actor, reason=WITHDRAWN_REASON)
+
+
+@transaction.atomic
+def conclude_withdrawal(*, visitor: Visitor, channel) -> int:
+    """A withdrawal recorded outside any chat (the API) has the consequences of one in a chat.
+
+    Each open conversation of the client on the channel the withdrawal was recorded on is told
+    and closed, as when the client withdraws in the widget or by keyword, and the messenger
+    warning is forgotten. Returns the number of conversations closed.
+    """
+    conversations = list(
+        Conversation.objects.select_for_update(of=("self",))
+        .filter(visitor=visitor, channel=channel)
+        .exclude(status=ConversationStatus.CLOSED)
+        .order_by("pk")
+    )
+    for conversation in conversations:
+        _after_withdrawal(conversation, visitor, actor=None)
+    if not conversations:
+        Visitor.objects.filter(pk=visitor.pk).update(
+            warning_version_id=None, awaiting_consent_since=None
+        )
+    return len(conversations)
 
 
 @transaction.atomic

@@ -126,3 +126,55 @@ def test_roles_on_the_api(operator_client, auditor_client, client, visitor, agre
         ).status_code
         == 403
     )
+
+
+def test_an_api_withdrawal_tells_and_closes_the_clients_open_chats_as_the_widget_does(
+    admin_client, channel, agreement
+):
+    from django.test import Client
+
+    from openline.conversations.models import Conversation, ConversationStatus, Message
+    from openline.conversations.models import Visitor as VisitorModel
+    from openline.livechat.tests.helpers import accepted_for
+
+    accepted = accepted_for(channel)
+    started = Client().post(
+        f"/widget/{channel.code}/start",
+        json.dumps(
+            {
+                "text": "Hello",
+                "language": "en",
+                "consent": {
+                    "version": accepted.version_id,
+                    "language": accepted.language,
+                    "sha256": accepted.sha256,
+                },
+            }
+        ),
+        content_type="application/json",
+    )
+    assert started.status_code == 201
+    visitor = VisitorModel.objects.get(public_id=started.json()["visitor"])
+    conversation = Conversation.objects.get(visitor=visitor)
+    assert conversation.status != ConversationStatus.CLOSED
+    withdrawn = admin_client.post(
+        "/api/v1/consents/withdrawals",
+        data=json.dumps({"visitor_id": str(visitor.public_id), "consent_id": agreement.pk}),
+        content_type="application/json",
+    )
+    assert withdrawn.status_code == 201 and withdrawn.json()["state"] == "withdrawn"
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.CLOSED
+    assert conversation.closed_reason == "The client withdrew consent"
+    # The client is told in the chat, as after a withdrawal in the widget.
+    notice = Message.objects.filter(conversation=conversation).order_by("-id").first()
+    assert notice is not None and notice.sender == "system"
+    # Withdrawn again: refused, and nothing else changes.
+    count = Message.objects.filter(conversation=conversation).count()
+    again = admin_client.post(
+        "/api/v1/consents/withdrawals",
+        data=json.dumps({"visitor_id": str(visitor.public_id), "consent_id": agreement.pk}),
+        content_type="application/json",
+    )
+    assert again.status_code == 409
+    assert Message.objects.filter(conversation=conversation).count() == count
