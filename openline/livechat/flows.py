@@ -34,6 +34,7 @@ from openline.conversations.models import (
 )
 from openline.core.pageurl import clean_page_url
 from openline.livechat.models import KEY_LIFETIME, StartKey
+from openline.openchannels.models import Connector, ConnectorKind
 from openline.openchannels.policy import needs_consent
 from openline.openchannels.services import consent_settings
 
@@ -329,6 +330,16 @@ def _host_label(page_url: str) -> str:
     return host or "Website"
 
 
+def _livechat_open(channel) -> bool:
+    """Whether the channel is active with its live chat connector on (read now, not cached)."""
+    return Connector.objects.filter(
+        channel_id=channel.pk,
+        channel__is_active=True,
+        kind=ConnectorKind.LIVECHAT,
+        is_enabled=True,
+    ).exists()
+
+
 def visitor_send(
     *,
     channel,
@@ -377,6 +388,9 @@ def _visitor_send(
     text, client_id = check_text(text, client_id)
     if Visitor.objects.filter(pk=visitor.pk, erased_at__isnull=False).exists():
         # The client's data was deleted while this socket was open: nothing more is stored.
+        raise ActionError("not_found", "This chat is no longer available.")
+    if not _livechat_open(channel):
+        # Deactivated, or its live chat switched off, while this socket was open.
         raise ActionError("not_found", "This chat is no longer available.")
     conversations = Conversation.objects.filter(visitor=visitor, channel=channel)
     if conversation_id:

@@ -45,6 +45,7 @@ from openline.conversations.models import (
 from openline.core import pgasync, unavailable
 from openline.crm import naming as crm_naming
 from openline.crm.models import CrmItem, CrmVisitor
+from openline.openchannels.models import Connector, ConnectorKind, OpenChannel
 from openline.webhooks import events as webhook_events
 from openline.webhooks import outbox
 from openline.webhooks import tasks as webhook_tasks
@@ -87,6 +88,7 @@ def _statement() -> str:
     user = get_user_model()
     conversations, messages = _table(Conversation), _table(Message)
     endpoints, visitors = _table(WebhookEndpoint), _table(Visitor)
+    channels, connectors = _table(OpenChannel), _table(Connector)
     message_values = ", ".join(["conv.id"] + [f"%(m_{f.attname})s" for f in _inserted(Message)[1:]])
     assert _inserted(Message)[0].attname == "conversation_id", "the conversation comes first"
     event_values = ", ".join(
@@ -109,6 +111,12 @@ def _statement() -> str:
               AND c.channel_id = %(channel)s AND c.origin = %(origin)s AND c.status <> %(closed)s
               AND EXISTS (
                 SELECT 1 FROM {visitors} AS v WHERE v.id = c.visitor_id AND v.erased_at IS NULL
+              )
+              AND EXISTS (
+                SELECT 1 FROM {channels} AS ch
+                JOIN {connectors} AS k ON k.channel_id = ch.id
+                WHERE ch.id = c.channel_id AND ch.is_active
+                  AND k.kind = %(livechat)s AND k.is_enabled
               )
               AND NOT EXISTS (
                 SELECT 1 FROM {messages} AS m
@@ -200,6 +208,7 @@ def _template() -> dict:
             origin=VisitorOrigin.LIVECHAT,
             closed=ConversationStatus.CLOSED,
             wanted=Jsonb([EVENT_TYPE]),
+            livechat=str(ConnectorKind.LIVECHAT.value),
         )
         _TEMPLATE = template
     return _TEMPLATE

@@ -371,6 +371,43 @@ def test_an_erased_clients_open_socket_stores_nothing_more(
     assert Conversation.objects.filter(visitor=visitor).count() == 1
 
 
+@pytest.mark.parametrize("how", ["deactivated", "live_chat_off"])
+def test_a_socket_open_when_its_channel_closed_stores_nothing_more(
+    postgres_only, channel, operator, administrator, published, how
+):
+    from openline.openchannels import services
+
+    started = _client(channel, operator)
+    visitor, conversation = started.visitor, started.conversation
+    # The socket still holds the channel object it loaded before.
+    if how == "deactivated":
+        services.set_channel_active(actor=administrator, channel=channel, is_active=False)
+    else:
+        services.set_connector(
+            actor=administrator, channel=channel, kind="livechat", is_enabled=False
+        )
+    channel.refresh_from_db()
+    channel.is_active = True
+    before = Message.objects.count()
+    published.clear()
+    fast, _ = _fast(
+        channel=channel, visitor=visitor, conversation_id=conversation.pk, text="Hi", client_id="d1"
+    )
+    assert fast is None and Message.objects.count() == before and not published
+    for conversation_id in (conversation.pk, None):
+        with pytest.raises(actions.ActionError) as refused:
+            flows.visitor_send(
+                channel=channel,
+                visitor=visitor,
+                conversation_id=conversation_id,
+                text="Still here?",
+                client_id="d2",
+            )
+        assert refused.value.code == "not_found"
+    assert Message.objects.count() == before
+    assert Conversation.objects.filter(visitor=visitor).count() == 1
+
+
 def test_a_conversation_locked_elsewhere_sends_the_message_down_the_orm_path(
     postgres_only, channel, operator, published, monkeypatch
 ):

@@ -202,6 +202,44 @@ async def _message_to_a_closed_conversation_is_refused_with_a_reason(
     await comm.disconnect()
 
 
+def test_a_channel_deactivated_under_an_open_socket_takes_no_more_messages(
+    server, channel, started, administrator
+):
+    run_async(
+        lambda: _a_channel_deactivated_under_an_open_socket_takes_no_more_messages(
+            server=server, channel=channel, started=started, administrator=administrator
+        )
+    )
+
+
+async def _a_channel_deactivated_under_an_open_socket_takes_no_more_messages(
+    server, channel, started, administrator
+):
+    from openline.openchannels.services import set_channel_active
+
+    conversation = started[0].conversation
+    comm = await connect(server, channel.code, started[1])
+    await ready(comm)
+    await sync_to_async(set_channel_active)(actor=administrator, channel=channel, is_active=False)
+    count = await sync_to_async(Message.objects.count)()
+    for frame in (
+        {"type": "message", "text": "late", "client_id": "late", "conversation": conversation.id},
+        {"type": "message", "text": "new chat", "client_id": "new"},
+    ):
+        await comm.send_json_to(frame)
+        error = await next_of(comm, "error")
+        assert error["code"] == "not_found", error
+    assert await sync_to_async(Message.objects.count)() == count
+    await comm.disconnect()
+    # A new connection is refused: at the handshake, or closed before any data.
+    try:
+        again = await connect(server, channel.code, started[1])
+    except Exception:  # noqa: BLE001 - the handshake itself was refused
+        return
+    assert await again.close_code() is not None
+    assert again.received == []
+
+
 def test_a_resent_message_is_stored_once(server, channel, started):
     run_async(
         lambda: _a_resent_message_is_stored_once(server=server, channel=channel, started=started)
