@@ -197,13 +197,20 @@ def mark(*, conversation, sender: str, up_to: int, field: str, publish: bool) ->
         f"{field}__isnull": True,
     }
     updates = {field: now}
+    recount = field == "read_at" and sender == SenderKind.VISITOR
+    if recount:
+        # The conversation's row first (as a client's message takes it before adding to the
+        # count): a message committing meanwhile is waited for and counted, never overwritten.
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list(
+            "pk", flat=True
+        ).first()
     if field == "read_at":
         # Read implies delivered.
         Message.objects.filter(
             conversation=conversation, sender=sender, id__lte=up_to, delivered_at__isnull=True
         ).update(delivered_at=now)
     changed = Message.objects.filter(**filters).update(**updates)
-    if changed and field == "read_at" and sender == SenderKind.VISITOR:
+    if changed and recount:
         conversation.unread_count = Message.objects.filter(
             conversation=conversation, sender=SenderKind.VISITOR, read_at__isnull=True
         ).count()

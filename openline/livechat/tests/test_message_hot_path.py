@@ -94,3 +94,55 @@ def test_nobody_writes_into_another_clients_conversation(channel):
         before.last_message_preview,
     )
     assert not Message.objects.filter(conversation=theirs.conversation, client_id="c1").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_mark_never_overwrites_the_count_of_a_message_committing_meanwhile(
+    postgres_only, channel, operator
+):
+    """The operator reads while a client's message is in flight (its transaction holds the
+    conversation's row, as the one-statement path does): the count includes it afterwards."""
+    import threading
+
+    import psycopg
+
+    from openline.livechat.message_pg import _table
+    from openline.testing.server_process import current_database_url
+
+    started, _ = consented_visitor(channel, text="First")
+    conversation = started.conversation
+    first = Message.objects.get(conversation=conversation)
+    with psycopg.connect(current_database_url()) as other:
+        # The client's second message, stored and counted but not committed yet.
+        other.execute(
+            f"UPDATE {_table(Conversation)} SET unread_count = unread_count + 1 WHERE id = %s",
+            [conversation.pk],
+        )
+        other.execute(
+            f"INSERT INTO {_table(Message)} (conversation_id, sender, text, client_id, created_at,"
+            " external_id, delivery_state, delivery_error)"
+            " VALUES (%s, 'visitor', 'Second', 'second', now(), '', '', '')",
+            [conversation.pk],
+        )
+        done = threading.Event()
+
+        def read() -> None:
+            from django.db import connections
+
+            try:
+                actions.mark_read(conversation=conversation, reader="operator", up_to=first.pk)
+            finally:
+                connections.close_all()
+                done.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        done.wait(1.0)  # the read mark waits for the row (or, unfixed, counts without it)
+        other.commit()
+        reader.join(10)
+    conversation.refresh_from_db()
+    unread = Message.objects.filter(
+        conversation=conversation, sender="visitor", read_at__isnull=True
+    ).count()
+    assert unread == 1
+    assert conversation.unread_count == unread
