@@ -183,7 +183,10 @@ class VisitorConsumer(JsonFrameConsumer):
         # PostgreSQL: the one statement from the event loop, with the process's other
         # reconnecting widgets; a thread hop only when the frame needs more (missed messages,
         # a consent offer).
-        visitor = await resume_pg.aload_visitor(code=self.code, public_id=public_id)
+        try:
+            visitor = await resume_pg.aload_visitor(code=self.code, public_id=public_id)
+        except resume_pg.ReadAlone:
+            return await db_async(self._load_sync, parallel=True)(public_id, last_id)
         if visitor is None:
             return None
         self.visitor, self.channel_obj = visitor, visitor.channel

@@ -11,7 +11,9 @@ for the next batch, as they would for a thread of the frame pool.
 
 Rows are built into visitors by ``resume``'s own conversion; the tests compare both paths
 column by column (``tests/test_resume_pg.py``). A database that cannot be reached raises
-Django's ``OperationalError`` in every waiting socket (told ``unavailable``, closed with 1013).
+Django's ``OperationalError`` in every waiting socket (told ``unavailable``, closed with 1013);
+any other refusal of a batch's statement sends each of its sockets to read alone through
+Django (``ReadAlone``), and a row that cannot be converted fails only its own socket.
 """
 
 from __future__ import annotations
@@ -64,21 +66,38 @@ class _Lookups:
                 try:
                     found = await _select(code, list(batch))
                 except BaseException as exc:
+                    # An outage is every socket's answer; any other refusal of the shared
+                    # statement sends each socket to read alone (ReadAlone).
+                    outage = isinstance(exc, OperationalError) or not isinstance(exc, Exception)
+                    told = exc if outage else ReadAlone(type(exc).__name__)
                     for answers in batch.values():
                         for answer in answers:
                             if not answer.done():
-                                answer.set_exception(exc)
+                                answer.set_exception(told)
                     if not isinstance(exc, Exception):
                         raise
                     continue
                 for key, answers in batch.items():
                     for answer in answers:
                         if not answer.done():
-                            # Each socket gets its own instance: it keeps and changes it.
-                            row = found.get(key)
-                            answer.set_result(None if row is None else resume.visitor_from_row(row))
+                            _answer(answer, found.get(key))
         finally:
             self.running -= 1
+
+
+class ReadAlone(Exception):
+    """The shared statement was refused for a reason other than an outage: read this widget
+    alone (``resume.load_visitor``), so one bad batch never fails all its sockets."""
+
+
+def _answer(answer: asyncio.Future, row) -> None:
+    """Give one socket its own visitor (it keeps and changes it), or its own error."""
+    try:
+        visitor = None if row is None else resume.visitor_from_row(row)
+    except Exception as exc:  # noqa: BLE001 - this socket's row only; the others go on
+        answer.set_exception(exc)
+        return
+    answer.set_result(visitor)
 
 
 _lookups: dict[asyncio.AbstractEventLoop, _Lookups] = {}

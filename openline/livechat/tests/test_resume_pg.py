@@ -165,3 +165,72 @@ def test_many_widgets_at_once_each_get_their_own_answer_in_few_statements(
     # One statement per channel asked for; the same widget twice is two instances.
     assert sorted(statements) == sorted([(channel.code, 13), (other.code, 1)])
     assert loaded[0] is not loaded[15]
+
+
+def test_a_refused_batch_sends_its_widgets_to_read_alone_and_a_bad_row_fails_only_its_own(
+    channel, monkeypatch
+):
+    import psycopg
+
+    visitors = [consented_visitor(channel, client_id=f"r{i}")[0].visitor for i in range(4)]
+    select = resume_pg._select
+    calls = []
+
+    async def refused_once(code, keys):
+        calls.append(len(keys))
+        if len(calls) == 1:
+            raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+        return await select(code, keys)
+
+    monkeypatch.setattr(resume_pg, "_select", refused_once)
+    convert = resume.visitor_from_row
+    bad = visitors[1].public_id
+
+    def fails_for_one(row):
+        if row[resume.PUBLIC_ID_COLUMN] == bad:
+            raise ValueError("a row this process cannot read")
+        return convert(row)
+
+    async def from_loop(hex_ids):
+        try:
+            return await asyncio.gather(
+                *(resume_pg.aload_visitor(code=channel.code, public_id=h) for h in hex_ids),
+                return_exceptions=True,
+            )
+        finally:
+            await pgasync.close()
+
+    hex_ids = [v.public_id.hex for v in visitors]
+    first = run_async(lambda: from_loop(hex_ids))
+    assert all(isinstance(answer, resume_pg.ReadAlone) for answer in first)
+    monkeypatch.setattr(resume, "visitor_from_row", fails_for_one)
+    second = run_async(lambda: from_loop(hex_ids))
+    assert isinstance(second[1], ValueError)
+    assert [v.pk for i, v in enumerate(second) if i != 1] == [
+        v.pk for i, v in enumerate(visitors) if i != 1
+    ]
+
+
+def test_a_widget_whose_batch_was_refused_still_gets_its_ready_frame(
+    live_asgi, channel, monkeypatch
+):
+    import psycopg
+
+    from openline.livechat.tests.helpers import WsClient
+
+    started, token = consented_visitor(channel)
+
+    async def refused(code, keys):
+        raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(resume_pg, "_select", refused)
+
+    async def connect():
+        comm = await WsClient.open(live_asgi, f"/ws/widget/{channel.code}/")
+        await comm.send_json_to({"type": "auth", "token": token, "last_id": 0})
+        frame = await comm.receive_json_from(timeout=10)
+        await comm.disconnect()
+        return frame
+
+    frame = run_async(connect)
+    assert frame["type"] == "ready" and frame["conversation"]["id"] == started.conversation.pk
