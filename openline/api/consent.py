@@ -322,20 +322,27 @@ def create_record(request: HttpRequest, payload: RecordIn):
             origin=ConsentOrigin.API,
             source_type=SourceType.API,
             source_id=payload.source_id,
-            source_label=payload.source_label or f"API ({request.user})",
-            address=_page_address(payload.address),
-            ip=_valid_ip(payload.ip),
-            ip_missing_reason=""
-            if payload.ip
-            else "Recorded through the API without the client's IP address.",
-            user_agent=payload.user_agent,
             channel=visitor.channel,
             channel_settings=_settings_of(visitor.channel),
-            evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
+            **_as_reported(request, payload),
+            source_label=payload.source_label or f"API ({request.user})",
         )
     except ValidationError as exc:
         raise HttpError(422, " ".join(exc.messages)) from exc
     return Status(201, _out(_get_record(record.uuid)))
+
+
+def _as_reported(request: HttpRequest, payload) -> dict:
+    """What the API client reports about where and how the client acted, and who recorded it."""
+    return {
+        "address": _page_address(payload.address),
+        "ip": _valid_ip(payload.ip),
+        "ip_missing_reason": ""
+        if payload.ip
+        else "Recorded through the API without the client's IP address.",
+        "user_agent": payload.user_agent,
+        "evidence": {**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
+    }
 
 
 @router.post(
@@ -370,16 +377,10 @@ def _withdraw(request, payload: WithdrawIn, visitor, agreement, channel):
         agreement=agreement,
         origin=ConsentOrigin.API,
         source_type=SourceType.API,
-        source_label=f"API ({request.user})",
-        address=_page_address(payload.address),
-        ip=_valid_ip(payload.ip),
-        ip_missing_reason=""
-        if payload.ip
-        else "Recorded through the API without the client's IP address.",
-        user_agent=payload.user_agent,
         channel=channel,
         channel_settings=_settings_of(channel),
-        evidence={**_client_evidence(payload.evidence), "recorded_by": str(request.user)},
+        **_as_reported(request, payload),
+        source_label=f"API ({request.user})",
     )
     if channel is not None:
         withdrawal.conclude_withdrawal(visitor=visitor, channel=channel)

@@ -117,10 +117,16 @@ def _as_is_types() -> dict[type, tuple[type, ...]]:
     if not _AS_IS:
         from django.db import models
 
-        text = (str,)
-        for cls in (models.CharField, models.TextField, models.EmailField, models.SlugField):
+        text: tuple[type, ...] = (str,)
+        texts: tuple[type, ...] = (
+            models.CharField,
+            models.TextField,
+            models.EmailField,
+            models.SlugField,
+        )
+        for cls in texts:
             _AS_IS[cls] = text
-        for cls in (
+        integers: tuple[type, ...] = (
             models.BigAutoField,
             models.AutoField,
             models.BigIntegerField,
@@ -129,7 +135,8 @@ def _as_is_types() -> dict[type, tuple[type, ...]]:
             models.PositiveBigIntegerField,
             models.PositiveSmallIntegerField,
             models.SmallIntegerField,
-        ):
+        )
+        for cls in integers:
             _AS_IS[cls] = (int,)
         _AS_IS[models.BooleanField] = (bool,)
         _AS_IS[models.UUIDField] = (uuid.UUID,)

@@ -357,6 +357,13 @@ def test_an_erased_clients_open_socket_stores_nothing_more(
     )
     assert fast is None and Message.objects.count() == before
     erase_visitor(actor=administrator, visitor=visitor)
+    _orm_refuses_as_not_found(channel, visitor, conversation)
+    assert not Message.objects.filter(conversation__visitor=visitor).exists()
+    assert Conversation.objects.filter(visitor=visitor).count() == 1
+
+
+def _orm_refuses_as_not_found(channel, visitor, conversation) -> None:
+    """The ORM path refuses the socket's message, into its conversation or a new one."""
     for conversation_id in (conversation.pk, None):
         with pytest.raises(actions.ActionError) as refused:
             flows.visitor_send(
@@ -364,11 +371,9 @@ def test_an_erased_clients_open_socket_stores_nothing_more(
                 visitor=visitor,
                 conversation_id=conversation_id,
                 text="Still here?",
-                client_id="e2",
+                client_id="late",
             )
         assert refused.value.code == "not_found"
-    assert not Message.objects.filter(conversation__visitor=visitor).exists()
-    assert Conversation.objects.filter(visitor=visitor).count() == 1
 
 
 @pytest.mark.parametrize("how", ["deactivated", "live_chat_off"])
@@ -394,16 +399,7 @@ def test_a_socket_open_when_its_channel_closed_stores_nothing_more(
         channel=channel, visitor=visitor, conversation_id=conversation.pk, text="Hi", client_id="d1"
     )
     assert fast is None and Message.objects.count() == before and not published
-    for conversation_id in (conversation.pk, None):
-        with pytest.raises(actions.ActionError) as refused:
-            flows.visitor_send(
-                channel=channel,
-                visitor=visitor,
-                conversation_id=conversation_id,
-                text="Still here?",
-                client_id="d2",
-            )
-        assert refused.value.code == "not_found"
+    _orm_refuses_as_not_found(channel, visitor, conversation)
     assert Message.objects.count() == before
     assert Conversation.objects.filter(visitor=visitor).count() == 1
 
