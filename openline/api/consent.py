@@ -351,9 +351,9 @@ def _as_reported(request: HttpRequest, payload) -> dict:
     operation_id=_operation_id("withdraw"),
     summary="Record that a client withdrew consent",
     description=(
-        "Recorded on the channel of the consent withdrawn. As with a withdrawal in the chat,"
-        " the client's open conversations on that channel are told (a notice in the chat)"
-        " and closed."
+        "Recorded on the channel of the consent withdrawn. When that channel asks for this"
+        " consent, the client's open conversations on it are told (a notice in the chat) and"
+        " closed, as after a withdrawal by keyword or on the client's request."
     ),
 )
 def withdraw(request: HttpRequest, payload: WithdrawIn):
@@ -371,7 +371,12 @@ def withdraw(request: HttpRequest, payload: WithdrawIn):
 
 
 def _withdraw(request, payload: WithdrawIn, visitor, agreement, channel):
-    """Record the withdrawal; the client's open chats on that channel are told and closed."""
+    """Record the withdrawal; the client's open chats on that channel are told and closed.
+
+    The client's row is taken first, as every other path that writes about a client and their
+    conversations does (messenger intake, erasure), so the two never wait on each other.
+    """
+    Visitor.objects.select_for_update().filter(pk=visitor.pk).values_list("pk", flat=True).first()
     record = services.withdraw_consent(
         visitor=visitor,
         agreement=agreement,
@@ -382,8 +387,10 @@ def _withdraw(request, payload: WithdrawIn, visitor, agreement, channel):
         **_as_reported(request, payload),
         source_label=f"API ({request.user})",
     )
-    if channel is not None:
-        withdrawal.conclude_withdrawal(visitor=visitor, channel=channel)
+    concluded = channel if channel is not None else visitor.channel
+    # The chats go on when their channel no longer asks for this consent.
+    if concluded is not None and concluded.agreement_id == agreement.pk:
+        withdrawal.conclude_withdrawal(visitor=visitor, channel=concluded)
     return record
 
 

@@ -56,11 +56,18 @@ def erase_visitor(*, actor, visitor: Visitor) -> VisitorErasure:
     from openline.conversations.actions import close_conversation
 
     visitor = Visitor.objects.select_for_update().get(pk=visitor.pk)
+    # Every conversation's row, in order, before any message is touched: the order in which
+    # a message, a reply and a read mark take them (conversation, then its messages).
+    conversation_ids = list(
+        Conversation.objects.select_for_update()
+        .filter(visitor=visitor)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     # Close open chats first (the widget and the inbox are told), so nothing new is
     # written into a conversation whose history is being removed.
     for conversation in visitor.conversations.exclude(status=ConversationStatus.CLOSED):
         close_conversation(conversation=conversation, actor=None, reason=ERASED_REASON)
-    conversation_ids = list(visitor.conversations.values_list("pk", flat=True))
     deleted, _ = Message.objects.filter(conversation_id__in=conversation_ids).delete()
     # Operators' private notes may name or describe the client: they go with the messages.
     ConversationNote.objects.filter(conversation_id__in=conversation_ids).delete()

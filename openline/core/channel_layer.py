@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import uuid
 from typing import Any
 
@@ -35,6 +36,8 @@ from channels_redis.pubsub import (
     RedisSingleShardConnection,
 )
 from channels_redis.utils import _wrap_close, decode_hosts
+
+logger = logging.getLogger(__name__)
 
 # Between the full channel name and the serialised message in an inbox message; channel
 # names cannot contain it.
@@ -126,7 +129,27 @@ class BatchingShardConnection(RedisSingleShardConnection):
             pipe = self._redis.pipeline(transaction=False)
             for channel, data in messages:
                 pipe.publish(channel, data)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+                return
+            except Exception as exc:  # noqa: BLE001 - each message gets its own attempt below
+                logger.warning(
+                    "channel layer: a pipeline of %d publishes failed (%s); sending each alone",
+                    len(messages),
+                    type(exc).__name__,
+                )
+            # The pipeline failed as a whole (a dropped connection): each message again on
+            # its own, as separate publishes would have been, so one bad moment loses as little
+            # as it did before. One the failed pipeline had delivered may arrive twice; the
+            # widget and the inbox keep each message once, by id.
+            failed: BaseException | None = None
+            for channel, data in messages:
+                try:
+                    await self._redis.publish(channel, data)
+                except Exception as exc:  # noqa: BLE001 - the first failure is raised
+                    failed = failed or exc
+            if failed is not None:
+                raise failed
 
     async def flush(self) -> None:
         pending, self._batch = self._batch or [], None

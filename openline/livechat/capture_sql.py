@@ -185,7 +185,7 @@ def row_json(obj, bound: Bound, conn) -> str:
 
 def _kept(value) -> bool:
     # An aware datetime is stored as is; a naive one goes through the field (warning, zone).
-    return type(value) is not dt.datetime or value.tzinfo is not None
+    return type(value) is not dt.datetime or value.utcoffset() is not None
 
 
 def _table(model) -> str:

@@ -27,7 +27,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import PoolTimeout
 
 from openline.conversations.models import Visitor
-from openline.core import pgasync
+from openline.core import pgasync, unavailable
 from openline.livechat import resume
 
 BATCH = 200  # widgets per statement at most
@@ -119,8 +119,20 @@ async def _select(code: str, keys: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
             await cursor.execute(sql, [keys, code, *resume.flags()], prepare=True)
             rows = await cursor.fetchall()
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise OperationalError(str(exc)) from exc
+        if outage(exc):
+            raise OperationalError(str(exc)) from exc
+        raise  # a lock or statement timeout, a serialization failure: each widget reads alone
     return {row[column]: row for row in rows}
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve: no connection (no SQLSTATE), or what
+    ``unavailable`` classifies so (shutting down, too many connections, read-only, full)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
+        return True
+    return unavailable.classify(exc) is not None
 
 
 async def aload_visitor(*, code: str, public_id: str) -> Visitor | None:

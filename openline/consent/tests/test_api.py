@@ -128,12 +128,11 @@ def test_roles_on_the_api(operator_client, auditor_client, client, visitor, agre
     )
 
 
-def test_an_api_withdrawal_tells_and_closes_the_clients_open_chats_as_the_widget_does(
-    admin_client, channel, agreement
-):
+def _live_chat_client(channel):
+    """A client who accepted the channel's consent and started a chat in the widget."""
     from django.test import Client
 
-    from openline.conversations.models import Conversation, ConversationStatus, Message
+    from openline.conversations.models import Conversation
     from openline.conversations.models import Visitor as VisitorModel
     from openline.livechat.tests.helpers import accepted_for
 
@@ -155,7 +154,15 @@ def test_an_api_withdrawal_tells_and_closes_the_clients_open_chats_as_the_widget
     )
     assert started.status_code == 201
     visitor = VisitorModel.objects.get(public_id=started.json()["visitor"])
-    conversation = Conversation.objects.get(visitor=visitor)
+    return visitor, Conversation.objects.get(visitor=visitor)
+
+
+def test_an_api_withdrawal_tells_and_closes_the_clients_open_chats_as_the_widget_does(
+    admin_client, channel, agreement
+):
+    from openline.conversations.models import ConversationStatus, Message
+
+    visitor, conversation = _live_chat_client(channel)
     assert conversation.status != ConversationStatus.CLOSED
     withdrawn = admin_client.post(
         "/api/v1/consents/withdrawals",
@@ -178,3 +185,26 @@ def test_an_api_withdrawal_tells_and_closes_the_clients_open_chats_as_the_widget
     )
     assert again.status_code == 409
     assert Message.objects.filter(conversation=conversation).count() == count
+
+
+def test_an_api_withdrawal_of_a_consent_the_channel_does_not_ask_for_leaves_the_chat_open(
+    admin_client, administrator, channel
+):
+    from openline.consent.services import create_agreement
+    from openline.conversations.models import ConversationStatus
+
+    visitor, conversation = _live_chat_client(channel)
+    newsletter = create_agreement(
+        actor=administrator, name="Newsletter", text="We send you our news.", allow_html=False
+    )
+    body = {"visitor_id": str(visitor.public_id), "consent_id": newsletter.pk}
+    given = admin_client.post(
+        "/api/v1/consents/records", data=json.dumps(body), content_type="application/json"
+    )
+    assert given.status_code == 201
+    withdrawn = admin_client.post(
+        "/api/v1/consents/withdrawals", data=json.dumps(body), content_type="application/json"
+    )
+    assert withdrawn.status_code == 201 and withdrawn.json()["state"] == "withdrawn"
+    conversation.refresh_from_db()
+    assert conversation.status != ConversationStatus.CLOSED

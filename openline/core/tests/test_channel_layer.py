@@ -399,3 +399,32 @@ def test_a_pipeline_to_an_unreachable_redis_fails_its_caller(redis_url):
         return "sent"
 
     assert _run(body) in ("ConnectionError", "ConnectionRefusedError", "OSError")
+
+
+def test_a_failed_pipeline_sends_each_message_on_its_own(redis_url, monkeypatch):
+    """A pipeline that fails as a whole (a dropped connection) loses nothing that separate
+    publishes would have delivered: each message gets its own attempt."""
+    from redis.asyncio.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    prefix = f"test-layer-{uuid.uuid4().hex[:8]}."
+
+    async def dropped(self, *args, **kwargs):
+        raise RedisConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(Pipeline, "execute", dropped)
+
+    async def body():
+        receiving = _layer(redis_url, prefix)
+        channel = await receiving.new_channel()
+        for group in ("a", "b"):
+            await receiving.group_add(group, channel)
+        await _wait_for(lambda: len(_subscribed(redis_url, prefix)) == 3)
+        sending = _layer(redis_url, prefix)
+        await sending.group_send_many([("a", {"type": "x", "n": 1}), ("b", {"type": "x", "n": 2})])
+        got = [(await asyncio.wait_for(receiving.receive(channel), 5))["n"] for _ in range(2)]
+        await sending.flush()
+        await receiving.flush()
+        return got
+
+    assert _run(body) == [1, 2]

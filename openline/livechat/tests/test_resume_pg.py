@@ -234,3 +234,15 @@ def test_a_widget_whose_batch_was_refused_still_gets_its_ready_frame(
 
     frame = run_async(connect)
     assert frame["type"] == "ready" and frame["conversation"]["id"] == started.conversation.pk
+
+
+def test_only_an_outage_is_every_widgets_error_anything_else_sends_them_to_read_alone():
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    assert resume_pg.outage(psycopg.OperationalError("server closed the connection"))
+    assert resume_pg.outage(PoolTimeout("no connection in 2 s"))
+    assert resume_pg.outage(psycopg.errors.AdminShutdown("terminating connection"))
+    assert not resume_pg.outage(psycopg.errors.LockNotAvailable("lock timeout"))
+    assert not resume_pg.outage(psycopg.errors.QueryCanceled("statement timeout"))
+    assert not resume_pg.outage(psycopg.errors.SerializationFailure("could not serialize"))
