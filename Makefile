@@ -54,7 +54,7 @@ run-prod-like: setup
 	$(BIN)/python manage.py run_prod_like $(PROD_LIKE_ARGS)
 
 test: setup-dev
-	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-3} --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(BIN)/ruff check .
