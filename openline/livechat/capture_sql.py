@@ -17,7 +17,7 @@ import re
 import uuid
 
 import orjson
-from django.db import connections
+from django.db import connections, models
 from psycopg.types.json import Jsonb
 
 from openline.consent.models import AgreementVersion, ConsentRecord
@@ -110,48 +110,30 @@ def json_text(value) -> str:
 # Field classes whose ``get_db_prep_save`` returns a value of the plain type unchanged (on
 # PostgreSQL): text as is, integers as is, an aware datetime as is (adapt_datetimefield_value),
 # a UUID as is (native uuid column). Only these exact classes: a subclass may convert.
-_AS_IS: dict[type, tuple[type, ...]] = {}
-
-
-def _as_is_types() -> dict[type, tuple[type, ...]]:
-    if not _AS_IS:
-        from django.db import models
-
-        text: tuple[type, ...] = (str,)
-        texts: tuple[type, ...] = (
-            models.CharField,
-            models.TextField,
-            models.EmailField,
-            models.SlugField,
-        )
-        for cls in texts:
-            _AS_IS[cls] = text
-        integers: tuple[type, ...] = (
-            models.BigAutoField,
-            models.AutoField,
-            models.BigIntegerField,
-            models.IntegerField,
-            models.PositiveIntegerField,
-            models.PositiveBigIntegerField,
-            models.PositiveSmallIntegerField,
-            models.SmallIntegerField,
-        )
-        for cls in integers:
-            _AS_IS[cls] = (int,)
-        _AS_IS[models.BooleanField] = (bool,)
-        _AS_IS[models.UUIDField] = (uuid.UUID,)
-        _AS_IS[models.DateTimeField] = (dt.datetime,)
-    return _AS_IS
+_TEXT_FIELDS = (models.CharField, models.TextField, models.EmailField, models.SlugField)
+_INTEGER_FIELDS = (
+    models.BigAutoField,
+    models.AutoField,
+    models.BigIntegerField,
+    models.IntegerField,
+    models.PositiveIntegerField,
+    models.PositiveBigIntegerField,
+    models.PositiveSmallIntegerField,
+    models.SmallIntegerField,
+)
+_AS_IS: dict[type, tuple[type, ...]] = {
+    **dict.fromkeys(_TEXT_FIELDS, (str,)),
+    **dict.fromkeys(_INTEGER_FIELDS, (int,)),
+    models.BooleanField: (bool,),
+    models.UUIDField: (uuid.UUID,),
+    models.DateTimeField: (dt.datetime,),
+}
 
 
 def _plain_type(field) -> tuple[type, ...]:
     """The value types ``field.get_db_prep_save`` returns unchanged, or () when unknown."""
-    from django.db import models
-
-    target = field
-    if type(field) is models.ForeignKey:
-        target = field.target_field
-    return _as_is_types().get(type(target), ())
+    target = field.target_field if type(field) is models.ForeignKey else field
+    return _AS_IS.get(type(target), ())
 
 
 @dataclasses.dataclass(frozen=True)
